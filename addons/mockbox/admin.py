@@ -1,0 +1,162 @@
+"""The admin server on its own port: /healthz and /metrics (the editor and /api build on it).
+
+It binds to 127.0.0.1 unless told otherwise, and refuses to bind anywhere else without a
+token, because the admin API can change what the proxy answers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+from typing import Any
+
+import tornado.httpserver
+import tornado.netutil
+import tornado.web
+from mitmproxy import ctx, exceptions
+from mitmproxy.addonmanager import Loader
+
+from . import __version__
+from .metrics import Metrics
+from .mocks import MockServer
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class AdminServer:
+    def __init__(self, settings: Settings, metrics: Metrics, mocks: MockServer) -> None:
+        self.settings, self.metrics, self.mocks = settings, metrics, mocks
+        self._server: tornado.httpserver.HTTPServer | None = None
+        self.bound: tuple[str, int] | None = None
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "mockbox_admin_host",
+            str | None,  # type: ignore[arg-type]
+            None,
+            "Admin server address (MOCKBOX_ADMIN_HOST; default 127.0.0.1).",
+        )
+        loader.add_option(
+            "mockbox_admin_port",
+            int | None,  # type: ignore[arg-type]
+            None,
+            "Admin server port, 0 to turn it off (MOCKBOX_ADMIN_PORT; default 8081; "
+            "mitmweb uses 8081 for its own UI, so pick another there).",
+        )
+
+    @property
+    def host(self) -> str:
+        return str(self.settings.value("mockbox_admin_host", "admin", "host"))
+
+    @property
+    def port(self) -> int:
+        return int(self.settings.value("mockbox_admin_port", "admin", "port"))
+
+    @property
+    def token(self) -> str:
+        return str(self.settings.config.get("admin", "token"))
+
+    def configure(self, updated: set[str]) -> None:
+        watched = updated & {"mockbox_admin_host", "mockbox_config"}
+        if watched and not self.token and not _is_loopback(self.host):
+            raise exceptions.OptionsError(
+                f"the admin server would listen on {self.host}, beyond this machine, "
+                "without a token: set MOCKBOX_ADMIN_TOKEN (or admin.token) first"
+            )
+
+    async def running(self) -> None:
+        if self.port == 0 or self._server is not None:
+            return
+        app = tornado.web.Application(
+            [
+                (r"/healthz", HealthHandler, {"admin": self}),
+                (r"/metrics", MetricsHandler, {"admin": self}),
+            ]
+        )
+        try:
+            sockets = tornado.netutil.bind_sockets(self.port, self.host)
+        except OSError as e:
+            logger.error(
+                f"mockbox: admin server cannot listen on {self.host}:{self.port}: {e.strerror}. "
+                "Choose another port with --admin-port (or --set mockbox_admin_port=N)."
+            )
+            return
+        server = tornado.httpserver.HTTPServer(app)
+        server.add_sockets(sockets)
+        self._server = server
+        self.bound = sockets[0].getsockname()[:2]
+        logger.info(f"mockbox: admin server on http://{_url_host(self.host)}:{self.bound[1]}")
+
+    async def done(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            await self._server.close_all_connections()
+            self._server = None
+
+    def authorized(self, header: str | None) -> bool:
+        """Constant-time check of `Authorization: Bearer <token>` (always true without a token)."""
+        if not self.token:
+            return True
+        scheme, _, given = (header or "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            given.encode(), self.token.encode()
+        )
+
+    def health(self) -> dict[str, Any]:
+        library = self.mocks.library
+        problems = library.problems if library else []
+        return {
+            "status": "ok",
+            "version": __version__,
+            "region": self.settings.region,
+            "mocks": {
+                "loaded": len(library.index) if library else 0,
+                "files": len(library.files) if library else 0,
+                "version": library.version if library else 0,
+                "folder": str(library.root) if library else None,
+                "problems": [p.to_json() for p in problems],
+            },
+            "unmatched": self.mocks.unmatched,
+            "redis": "configured" if self.settings.redis_url else "disabled",
+            "proxy": {"mode": list(ctx.options.mode)},
+        }
+
+
+class _AdminHandler(tornado.web.RequestHandler):
+    admin: AdminServer
+
+    def initialize(self, admin: AdminServer) -> None:
+        self.admin = admin
+
+    def write_json(self, payload: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(payload, indent=2))
+
+
+class HealthHandler(_AdminHandler):
+    def get(self) -> None:
+        self.write_json(self.admin.health())
+
+
+class MetricsHandler(_AdminHandler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+        self.finish(self.admin.metrics.exposition())
+
+
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

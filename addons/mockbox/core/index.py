@@ -1,0 +1,204 @@
+"""The match index: method → host → a trie of path segments, so lookup cost does not grow
+with the number of mocks. Also explains, for a request nothing matched, the nearest mocks."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import ANY_METHOD, Mock
+from .pathtemplate import Param
+from .request import RequestView
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    mock: Mock
+    params: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A mock that did not match, and why."""
+
+    mock: Mock
+    reasons: tuple[str, ...]
+    score: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "mock": self.mock.name,
+            "id": self.mock.id,
+            "file": str(self.mock.file),
+            "line": self.mock.line,
+            "reasons": list(self.reasons),
+        }
+
+
+@dataclass(slots=True)
+class _Node:
+    literal: dict[str, _Node] = field(default_factory=dict)
+    param: _Node | None = None
+    here: list[Mock] = field(default_factory=list)  # templates that end at this node
+    catchall: list[Mock] = field(default_factory=list)  # templates with a trailing {x*} here
+
+    def insert(self, mock: Mock) -> None:
+        node = self
+        for seg in mock.path.segments:
+            if isinstance(seg, Param):
+                node.param = node.param or _Node()
+                node = node.param
+            else:
+                node = node.literal.setdefault(seg, _Node())
+        (node.catchall if mock.path.catchall else node.here).append(mock)
+
+    def collect(self, segments: tuple[str, ...], i: int, out: list[Mock]) -> None:
+        if self.catchall:
+            out.extend(self.catchall)
+        if i == len(segments):
+            out.extend(self.here)
+            return
+        child = self.literal.get(segments[i])
+        if child is not None:
+            child.collect(segments, i + 1, out)
+        if self.param is not None:
+            self.param.collect(segments, i + 1, out)
+
+
+@dataclass(slots=True)
+class _HostTable:
+    exact: dict[str, _Node] = field(default_factory=dict)
+    wildcard: dict[str, _Node] = field(default_factory=dict)  # ".example.com" → node
+    any_host: _Node = field(default_factory=_Node)
+
+    def insert(self, mock: Mock) -> None:
+        if mock.host is None:
+            node = self.any_host
+        else:
+            table = self.wildcard if mock.host.wildcard else self.exact
+            node = table.setdefault(mock.host.name, _Node())
+        node.insert(mock)
+
+    def nodes(self, host: str) -> Iterable[_Node]:
+        exact = self.exact.get(host)
+        if exact is not None:
+            yield exact
+        for suffix, node in self.wildcard.items():
+            if host.endswith(suffix):
+                yield node
+        yield self.any_host
+
+
+class MockIndex:
+    def __init__(self, mocks: Iterable[Mock] = ()) -> None:
+        self.mocks: list[Mock] = list(mocks)
+        self._tables: dict[str, _HostTable] = {}
+        for mock in self.mocks:
+            for method in mock.methods:
+                self._tables.setdefault(method, _HostTable()).insert(mock)
+
+    def __len__(self) -> int:
+        return len(self.mocks)
+
+    def match(self, request: RequestView) -> Match | None:
+        """The best mock for `request`: highest priority, then most specific, then first loaded."""
+        host = request.host.lower()
+        found: list[Mock] = []
+        for method in (request.method.upper(), ANY_METHOD):
+            table = self._tables.get(method)
+            if table is not None:
+                for node in table.nodes(host):
+                    node.collect(request.segments, 0, found)
+        if len(found) > 1:
+            found.sort(key=lambda m: m.sort_key, reverse=True)
+        for mock in found:
+            if accepts(mock, request):
+                params = mock.path.match(request.segments)
+                assert params is not None  # the trie only yields templates that match
+                return Match(mock, params)
+        return None
+
+    def nearest(self, request: RequestView, limit: int = 3) -> list[Candidate]:
+        """Up to `limit` mocks closest to matching `request`, each with its reasons."""
+        host = request.host.lower()
+        same_host = [m for m in self.mocks if m.host is None or m.host.test(host, request.port)]
+        pool = same_host or self.mocks
+        scored = (explain(m, request) for m in pool)
+        return heapq.nsmallest(limit, scored, key=lambda c: (c.score, _neg(c.mock.sort_key)))
+
+
+def _neg(key: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(-k for k in key)
+
+
+def accepts(mock: Mock, request: RequestView) -> bool:
+    """The non-path matchers (host port, query, headers, body) all pass."""
+    if mock.host is not None and mock.host.port is not None and request.port != mock.host.port:
+        return False
+    if mock.query:
+        qmap = request.query_map
+        if not all(m.test(qmap.get(name, ())) for name, m in mock.query):
+            return False
+    if mock.headers:
+        headers = request.headers
+        for name, matcher in mock.headers:
+            value = headers.get(name)
+            if not matcher.test(() if value is None else (value,)):
+                return False
+    return all(b.test(request) for b in mock.body)
+
+
+def explain(mock: Mock, request: RequestView) -> Candidate:
+    """Every reason `mock` does not match `request`, with a distance score (lower is nearer)."""
+    reasons: list[str] = []
+    score = 0
+    method = request.method.upper()
+    if ANY_METHOD not in mock.methods and method not in mock.methods:
+        reasons.append(
+            f"method differs: mock expects {'/'.join(sorted(mock.methods))}, got {method}"
+        )
+        score += 3
+    if mock.host is not None and not mock.host.test(request.host, request.port):
+        reasons.append(f"host differs: mock expects {mock.host}, got {request.host}:{request.port}")
+        score += 5
+    path_reasons, path_score = _explain_path(mock, request.segments)
+    reasons.extend(path_reasons)
+    score += path_score
+    qmap = request.query_map
+    for name, matcher in mock.query:
+        values = qmap.get(name, [])
+        if not matcher.test(values):
+            got = ", ".join(repr(v) for v in values) if values else "nothing"
+            reasons.append(f"query parameter {name!r} should be {matcher.describe()}, got {got}")
+            score += 1
+    for name, matcher in mock.headers:
+        value = request.headers.get(name)
+        if not matcher.test(() if value is None else (value,)):
+            got = repr(value[:60]) if value is not None else "missing"
+            reasons.append(f"header {name!r} should be {matcher.describe()}, got {got}")
+            score += 1
+    for body in mock.body:
+        if not body.test(request):
+            reasons.append(f"body does not match: {body.describe()}")
+            score += 1
+    return Candidate(mock, tuple(reasons), score)
+
+
+def _explain_path(mock: Mock, segments: tuple[str, ...]) -> tuple[list[str], int]:
+    want = mock.path.segments
+    reasons: list[str] = []
+    score = 0
+    for i, (w, got) in enumerate(zip(want, segments, strict=False)):
+        if isinstance(w, str) and w != got:
+            reasons.append(f"path segment {i + 1} differs: mock expects {w!r}, got {got!r}")
+            score += 6  # a different literal segment is a stronger signal than the method
+    extra = len(segments) - len(want)
+    if extra < 0 or (extra > 0 and mock.path.catchall is None):
+        reasons.append(
+            f"path has {len(segments)} segment(s), mock {mock.path.text!r} expects "
+            f"{len(want)}{' or more' if mock.path.catchall else ''}"
+        )
+        score += 2 * abs(extra)
+    return reasons, score

@@ -1,0 +1,124 @@
+"""The set of mock files in a folder, reloaded file by file as they change.
+
+A file with problems is reported and its last good version keeps serving, so one bad
+edit never takes the other mocks (or the previous version of that file) down.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .index import MockIndex
+from .mockfile import MOCK_FILE_SUFFIXES, LoadedFile, Problem, load_mock_file
+from .templating import TemplateEngine
+
+type Signature = tuple[tuple[str, int, int], ...]
+
+
+@dataclass(slots=True)
+class _FileState:
+    signature: Signature
+    good: LoadedFile | None  # the last version without problems
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    loaded: list[Path]  # files (re)loaded without problems
+    failed: list[Path]  # files with problems (their last good version still serves)
+    removed: list[Path]
+    problems: list[Problem]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.loaded or self.removed)
+
+
+class MockLibrary:
+    def __init__(self, root: Path, engine: TemplateEngine) -> None:
+        self.root = root.resolve()
+        self.engine = engine
+        self.index = MockIndex()
+        self.version = 0  # bumps on every change of what is served
+        self._files: dict[Path, _FileState] = {}
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for state in self._files.values() for p in state.problems]
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(p for p, s in self._files.items() if s.good is not None)
+
+    def refresh(self) -> ReloadReport:
+        """Load new and changed files, forget deleted ones, rebuild the index if needed."""
+        loaded: list[Path] = []
+        failed: list[Path] = []
+        problems: list[Problem] = []
+        seen = set(self._scan())
+        removed = [p for p in self._files if p not in seen]
+        for path in removed:
+            del self._files[path]
+        for path in sorted(seen):
+            state = self._files.get(path)
+            signature = self._signature(path, state)
+            if state is not None and signature == state.signature:
+                continue
+            result = load_mock_file(path, self.root, self.engine)
+            signature = self._signature(path, None, result)
+            if result.problems:
+                failed.append(path)
+                problems.extend(result.problems)
+                good = state.good if state is not None else None
+                self._files[path] = _FileState(signature, good, result.problems)
+            else:
+                loaded.append(path)
+                self._files[path] = _FileState(signature, result)
+        report = ReloadReport(loaded, failed, removed, problems)
+        if report.changed:
+            self._rebuild()
+        return report
+
+    def _rebuild(self) -> None:
+        mocks = []
+        for path in sorted(self._files):
+            good = self._files[path].good
+            if good is not None:
+                mocks.extend(good.mocks)
+        for order, mock in enumerate(mocks):
+            mock.order = order
+        self.index = MockIndex(mocks)
+        self.version += 1
+
+    def _scan(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        out: list[Path] = []
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            out.extend(
+                Path(dirpath, f)
+                for f in filenames
+                if f.endswith(MOCK_FILE_SUFFIXES) and not f.startswith(".")
+            )
+        return out
+
+    def _signature(
+        self, path: Path, state: _FileState | None, loaded: LoadedFile | None = None
+    ) -> Signature:
+        """mtime and size of the file and of every body file it read."""
+        deps: set[Path] = set()
+        if loaded is not None:
+            deps = loaded.dependencies
+        elif state is not None:
+            deps = {Path(p) for p, _, _ in state.signature[1:]}
+        out = []
+        for p in (path, *sorted(deps)):
+            try:
+                st = p.stat()
+                out.append((str(p), st.st_mtime_ns, st.st_size))
+            except OSError:
+                out.append((str(p), -1, -1))
+        return tuple(out)

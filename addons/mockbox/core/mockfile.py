@@ -1,0 +1,292 @@
+"""Reading one mock file: YAML → schema check → compiled mocks, or problems with file:line."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import ValidationError, best_match
+
+from .matchers import BodyMatcher, MatcherError, ValueMatcher
+from .model import ANY_METHOD, Delay, Fault, HostPattern, Mock, ResponseSpec
+from .pathtemplate import PathTemplate, PathTemplateError
+from .render import encode_body
+from .templating import TemplateEngine, TemplateError
+from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
+
+MOCK_FILE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: Path
+    line: int
+    message: str
+    mock: str | None = None
+
+    def __str__(self) -> str:
+        where = f" mock {self.mock!r}:" if self.mock else ""
+        return f"{self.file}:{self.line}:{where} {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.file),
+            "line": self.line,
+            "mock": self.mock,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class LoadedFile:
+    path: Path
+    mocks: list[Mock] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    dependencies: set[Path] = field(default_factory=set)  # body files read while loading
+
+
+@cache
+def mock_file_schema() -> dict[str, Any]:
+    text = resources.files("mockbox").joinpath("schema/mock.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(mock_file_schema())
+
+
+def load_mock_file(path: Path, root: Path, engine: TemplateEngine) -> LoadedFile:
+    """Load `path`; every problem found is reported, and any problem means no mocks."""
+    out = LoadedFile(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        out.problems.append(Problem(path, 1, f"cannot read file: {e}"))
+        return out
+    try:
+        doc = load_sourced(text)
+    except YamlSyntaxError as e:
+        out.problems.append(Problem(path, e.line, f"invalid YAML: {e}"))
+        return out
+    if doc.data is None:
+        return out  # an empty file holds no mocks; that is not an error
+    out.problems.extend(_schema_problems(path, doc))
+    if out.problems:
+        return out
+    for i, raw in enumerate(doc.data["mocks"]):
+        builder = _MockBuilder(path, root, engine, doc, i, raw)
+        mock = builder.build()
+        out.problems.extend(builder.problems)
+        out.dependencies.update(builder.dependencies)
+        if mock is not None:
+            out.mocks.append(mock)
+    if out.problems:
+        out.mocks.clear()
+    return out
+
+
+def _schema_problems(path: Path, doc: SourcedDocument) -> Iterator[Problem]:
+    for error in _validator().iter_errors(doc.data):
+        err = best_match([error]) if error.context else error
+        where: DocPath = tuple(err.absolute_path)
+        yield Problem(path, doc.line_of(where), _describe(err), _mock_label(doc, where))
+
+
+def _describe(err: ValidationError) -> str:
+    location = ".".join(str(p) for p in err.absolute_path) or "file"
+    message = err.message
+    if err.validator == "oneOf":
+        message = f"{json.dumps(err.instance)[:80]} is not a valid value here"
+    elif err.validator == "not" and err.absolute_path and err.absolute_path[-1] == "response":
+        message = "a response has either `body` or `body_file`, not both"
+    return f"{location}: {message}"
+
+
+def _mock_label(doc: SourcedDocument, where: DocPath) -> str | None:
+    if len(where) < 2 or where[0] != "mocks" or not isinstance(where[1], int):
+        return None
+    try:
+        raw = doc.data["mocks"][where[1]]
+    except (IndexError, KeyError, TypeError):
+        return None
+    return _default_name(raw, where[1])
+
+
+def _default_name(raw: Any, index: int) -> str:
+    if isinstance(raw, dict):
+        if isinstance(raw.get("name"), str):
+            return str(raw["name"])
+        req = raw.get("request")
+        if isinstance(req, dict) and isinstance(req.get("path"), str):
+            method = req.get("method", ANY_METHOD)
+            method = ",".join(method) if isinstance(method, list) else str(method)
+            return f"{method.upper()} {req['path']}"
+    return f"mocks[{index}]"
+
+
+class _MockBuilder:
+    """Turns one schema-valid mock mapping into a Mock, collecting semantic problems."""
+
+    def __init__(
+        self,
+        path: Path,
+        root: Path,
+        engine: TemplateEngine,
+        doc: SourcedDocument,
+        index: int,
+        raw: dict[str, Any],
+    ) -> None:
+        self.path, self.root, self.engine, self.doc = path, root, engine, doc
+        self.index, self.raw = index, raw
+        self.name = _default_name(raw, index)
+        self.problems: list[Problem] = []
+        self.dependencies: set[Path] = set()
+
+    def problem(self, where: DocPath, message: str) -> None:
+        line = self.doc.line_of(("mocks", self.index, *where))
+        self.problems.append(Problem(self.path, line, message, self.name))
+
+    def build(self) -> Mock | None:
+        req = self.raw["request"]
+        try:
+            template = PathTemplate.parse(req["path"])
+        except PathTemplateError as e:
+            self.problem(("request", "path"), str(e))
+            return None
+        methods = req.get("method", ANY_METHOD)
+        methods = [methods] if isinstance(methods, str) else methods
+        query = self._value_matchers(req.get("query", {}), "query")
+        headers = self._value_matchers(req.get("headers", {}), "headers")
+        body_specs = req.get("body")
+        body_list = (
+            body_specs
+            if isinstance(body_specs, list)
+            else []
+            if body_specs is None
+            else [body_specs]
+        )
+        body: list[BodyMatcher] = []
+        for i, spec in enumerate(body_list):
+            try:
+                body.append(BodyMatcher.compile(spec))
+            except MatcherError as e:
+                self.problem(
+                    ("request", "body", i) if isinstance(body_specs, list) else ("request", "body"),
+                    str(e),
+                )
+        response = self._response(self.raw["response"], ("response",))
+        if self.problems or response is None:
+            return None
+        rel = self.path.relative_to(self.root) if self.path.is_relative_to(self.root) else self.path
+        return Mock(
+            id=f"{rel.as_posix()}#{self.name}",
+            name=self.name,
+            file=self.path,
+            line=self.doc.line_of(("mocks", self.index)),
+            methods=frozenset(m.upper() for m in methods),
+            host=HostPattern.parse(req["host"]) if "host" in req else None,
+            path=template,
+            query=query,
+            headers=tuple((k.lower(), v) for k, v in headers),
+            body=tuple(body),
+            priority=int(self.raw.get("priority", 0)),
+            response=response,
+            raw=self.raw,
+        )
+
+    def _value_matchers(
+        self, specs: dict[str, Any], where: str
+    ) -> tuple[tuple[str, ValueMatcher], ...]:
+        out = []
+        for name, spec in specs.items():
+            try:
+                out.append((str(name), ValueMatcher.compile(spec)))
+            except MatcherError as e:
+                self.problem(("request", where, name), str(e))
+        return tuple(out)
+
+    def _compile(self, value: Any, where: DocPath) -> Any:
+        try:
+            return self.engine.compile(value)
+        except TemplateError as e:
+            self.problem(where, str(e))
+            return None
+
+    def _response(self, spec: dict[str, Any], where: DocPath) -> ResponseSpec | None:
+        headers = []
+        for name, value in spec.get("headers", {}).items():
+            if "\n" in str(name) or "\r" in str(name) or "\n" in str(value) or "\r" in str(value):
+                self.problem(
+                    (*where, "headers", name), "header names and values cannot hold newlines"
+                )
+                continue
+            compiled = self._compile(
+                str(value) if not isinstance(value, str) else value, (*where, "headers", name)
+            )
+            if compiled is not None:
+                headers.append((str(name), compiled))
+        body = None
+        body_bytes = None
+        content_type = None
+        if "body" in spec:
+            body = self._compile(spec["body"], (*where, "body"))
+            if body is not None and body.static:
+                body, body_bytes = None, encode_body(spec["body"])
+            content_type = (
+                "application/json"
+                if not isinstance(spec["body"], str)
+                else "text/plain; charset=utf-8"
+            )
+        elif "body_file" in spec:
+            body_bytes = self._body_file(spec["body_file"], (*where, "body_file"))
+            guessed, _ = mimetypes.guess_type(spec["body_file"])
+            content_type = guessed or "application/octet-stream"
+        fault = self._fault(spec["fault"], (*where, "fault")) if "fault" in spec else None
+        delay = spec.get("delay_ms")
+        if isinstance(delay, dict):
+            if delay["min"] > delay["max"]:
+                self.problem((*where, "delay_ms"), "delay_ms: min is greater than max")
+            delay_spec = Delay(delay["min"], delay["max"])
+        else:
+            delay_spec = Delay(delay, delay) if delay else None
+        return ResponseSpec(
+            status=int(spec.get("status", 200)),
+            headers=tuple(headers),
+            body=body,
+            body_bytes=body_bytes,
+            content_type=content_type,
+            delay=delay_spec,
+            fault=fault,
+        )
+
+    def _body_file(self, name: str, where: DocPath) -> bytes | None:
+        target = (self.path.parent / name).resolve()
+        if not target.is_relative_to(self.root.resolve()):
+            self.problem(where, f"body_file {name!r} resolves outside the mocks folder; refused")
+            return None
+        self.dependencies.add(target)
+        try:
+            return target.read_bytes()
+        except OSError as e:
+            self.problem(where, f"body_file {name!r}: {e.strerror or e}")
+            return None
+
+    def _fault(self, spec: Any, where: DocPath) -> Fault | None:
+        if isinstance(spec, str):
+            return Fault(spec)  # type: ignore[arg-type]
+        probability = float(spec.get("probability", 1.0))
+        if "type" in spec:
+            return Fault(spec["type"], probability)
+        response = self._response(
+            {k: v for k, v in spec.items() if k in ("status", "headers", "body")}, where
+        )
+        return Fault("status", probability, response)

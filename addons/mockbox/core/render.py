@@ -1,0 +1,51 @@
+"""Turning a matched mock into the bytes of an answer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .model import ResponseSpec
+from .request import RequestView
+from .templating import TemplateEngine
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def encode_body(value: Any) -> bytes:
+    """Text is sent as UTF-8; anything else (mapping, list, number...) as JSON."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+
+
+def render(
+    spec: ResponseSpec,
+    engine: TemplateEngine,
+    request: RequestView,
+    params: Mapping[str, str],
+) -> Rendered:
+    """Render `spec` for `request` (raises TemplateError when a template fails)."""
+    needs = spec.needs
+    ctx = engine.context(needs, request, params) if needs else {}
+    headers = [(name, _text(value.render(ctx))) for name, value in spec.headers]
+    body = encode_body(spec.body.render(ctx)) if spec.body is not None else spec.body_bytes or b""
+    # content_type is known only when there is a body; an explicit header wins.
+    if spec.content_type and not any(name.lower() == "content-type" for name, _ in headers):
+        headers.append(("Content-Type", spec.content_type))
+    return Rendered(spec.status, headers, body)
+
+
+def _text(value: Any) -> str:
+    text = value if isinstance(value, str) else "" if value is None else str(value)
+    # A rendered header value must stay one line, whatever the template produced.
+    return text.replace("\r", " ").replace("\n", " ")

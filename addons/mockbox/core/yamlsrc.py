@@ -1,0 +1,80 @@
+"""YAML loading that remembers where every value came from, so errors can name a line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+type DocPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedDocument:
+    """A parsed YAML document plus the 1-based line of every node, keyed by its path."""
+
+    data: Any
+    lines: dict[DocPath, int]
+
+    def line_of(self, path: DocPath) -> int:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get((), 1)
+
+
+class YamlSyntaxError(ValueError):
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate mapping keys instead of silently keeping the last."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise YamlSyntaxError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_sourced(text: str) -> SourcedDocument:
+    """Parse one YAML document, raising YamlSyntaxError with a line number on failure."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return SourcedDocument(None, {(): 1})
+        data = loader.construct_document(node)
+    except YamlSyntaxError:
+        raise
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark else 1
+        raise YamlSyntaxError(f"{e.problem or e.context or 'invalid YAML'}", line) from e
+    except yaml.YAMLError as e:
+        raise YamlSyntaxError(str(e), 1) from e
+    finally:
+        loader.dispose()
+    lines: dict[DocPath, int] = {}
+    _collect_lines(node, (), lines)
+    return SourcedDocument(data, lines)
+
+
+def _collect_lines(node: yaml.Node, path: DocPath, out: dict[DocPath, int]) -> None:
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            _collect_lines(value_node, (*path, key), out)
+            out[(*path, key)] = key_node.start_mark.line + 1  # point at `key:`, not below it
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _collect_lines(item, (*path, i), out)

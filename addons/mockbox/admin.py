@@ -21,7 +21,7 @@ from mitmproxy.addonmanager import Loader
 from . import __version__
 from .metrics import Metrics
 from .mocks import MockServer
-from .settings import Settings
+from .settings import OptionalInt, OptionalStr, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +35,13 @@ class AdminServer:
     def load(self, loader: Loader) -> None:
         loader.add_option(
             "mockbox_admin_host",
-            str | None,  # type: ignore[arg-type]
+            OptionalStr,
             None,
             "Admin server address (MOCKBOX_ADMIN_HOST; default 127.0.0.1).",
         )
         loader.add_option(
             "mockbox_admin_port",
-            int | None,  # type: ignore[arg-type]
+            OptionalInt,
             None,
             "Admin server port, 0 to turn it off (MOCKBOX_ADMIN_PORT; default 8081; "
             "mitmweb uses 8081 for its own UI, so pick another there).",

@@ -18,7 +18,7 @@ from .core.request import RequestView
 from .core.templating import TemplateEngine, TemplateError
 from .flows import MOCK_ID, answer, answer_json, request_view, reset_connection
 from .metrics import Metrics
-from .settings import Settings
+from .settings import OptionalStr, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ class MockServer:
     def load(self, loader: Loader) -> None:
         loader.add_option(
             "mockbox_mocks",
-            str | None,  # type: ignore[arg-type]
+            OptionalStr,
             None,
             "Folder of mock files (MOCKBOX_MOCKS; default ./mocks).",
         )
         loader.add_option(
             "mockbox_unmatched",
-            str | None,  # type: ignore[arg-type]
+            OptionalStr,
             None,
             "When no mock matches: 404 (explain the nearest mocks) or upstream "
             "(forward to the real API). MOCKBOX_UNMATCHED; default 404.",

@@ -14,6 +14,10 @@ from mitmproxy.addonmanager import Loader
 
 from .core.config import Config, ConfigError, load_config
 
+# mitmproxy accepts these unions as option types; typed as Any for Loader.add_option's stub.
+OptionalStr: Any = str | None
+OptionalInt: Any = int | None
+
 
 class Settings:
     def __init__(self) -> None:
@@ -22,19 +26,19 @@ class Settings:
     def load(self, loader: Loader) -> None:
         loader.add_option(
             "mockbox_config",
-            str | None,  # type: ignore[arg-type]
+            OptionalStr,
             None,
             "MockBox configuration file (YAML); defaults: config/mockbox.yaml.",
         )
         loader.add_option(
             "mockbox_region",
-            str | None,
+            OptionalStr,
             None,
             "Region name of this instance (MOCKBOX_REGION).",  # type: ignore[arg-type]
         )
         loader.add_option(
             "mockbox_redis",
-            str | None,
+            OptionalStr,
             None,
             "Redis URL for shared state (MOCKBOX_REDIS_URL).",  # type: ignore[arg-type]
         )

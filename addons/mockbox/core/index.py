@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any
 
 from .model import ANY_METHOD, Mock
@@ -25,7 +26,7 @@ class Candidate:
 
     mock: Mock
     reasons: tuple[str, ...]
-    score: int
+    score: float
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -153,7 +154,7 @@ def accepts(mock: Mock, request: RequestView) -> bool:
 def explain(mock: Mock, request: RequestView) -> Candidate:
     """Every reason `mock` does not match `request`, with a distance score (lower is nearer)."""
     reasons: list[str] = []
-    score = 0
+    score = 0.0
     method = request.method.upper()
     if ANY_METHOD not in mock.methods and method not in mock.methods:
         reasons.append(
@@ -186,14 +187,15 @@ def explain(mock: Mock, request: RequestView) -> Candidate:
     return Candidate(mock, tuple(reasons), score)
 
 
-def _explain_path(mock: Mock, segments: tuple[str, ...]) -> tuple[list[str], int]:
+def _explain_path(mock: Mock, segments: tuple[str, ...]) -> tuple[list[str], float]:
     want = mock.path.segments
     reasons: list[str] = []
-    score = 0
+    score = 0.0
     for i, (w, got) in enumerate(zip(want, segments, strict=False)):
         if isinstance(w, str) and w != got:
             reasons.append(f"path segment {i + 1} differs: mock expects {w!r}, got {got!r}")
-            score += 6  # a different literal segment is a stronger signal than the method
+            # A near-miss spelling ("itemz") is closer than an unrelated segment ("orders").
+            score += 2 + 4 * (1 - SequenceMatcher(None, w, got).ratio())
     extra = len(segments) - len(want)
     if extra < 0 or (extra > 0 and mock.path.catchall is None):
         reasons.append(

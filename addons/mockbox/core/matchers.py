@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JSONPathError
-from jsonpath_ng.ext import parse as parse_jsonpath
+from jsonpath_ng.ext.parser import parse as parse_jsonpath
 
 from .request import NOT_JSON, RequestView
 
@@ -113,7 +113,7 @@ class BodyMatcher:
 
     def test(self, request: RequestView) -> bool:
         if self.kind == "equals":
-            return request.text == self.expected
+            return bool(request.text == self.expected)
         if self.kind == "contains":
             return bool(self.expected in request.text)
         if self.kind == "regex":
@@ -129,7 +129,7 @@ class BodyMatcher:
         assert self.path is not None
         found = [m.value for m in self.path.find(doc)]
         if self.compare_json:
-            return any(v == self.json_value for v in found)
+            return any(bool(v == self.json_value) for v in found)
         if self.value is None:
             return bool(found)
         return self.value.test([_json_text(v) for v in found])

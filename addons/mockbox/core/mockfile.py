@@ -252,6 +252,7 @@ class _MockBuilder:
             content_type = guessed or "application/octet-stream"
         fault = self._fault(spec["fault"], (*where, "fault")) if "fault" in spec else None
         delay = spec.get("delay_ms")
+        delay_spec: Delay | None
         if isinstance(delay, dict):
             if delay["min"] > delay["max"]:
                 self.problem((*where, "delay_ms"), "delay_ms: min is greater than max")

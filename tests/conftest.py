@@ -1,0 +1,403 @@
+"""Shared fixtures: real MockBox processes, a real upstream server, a private redis-server,
+headless Chromium. Tests drive MockBox the way users do: HTTP clients with a proxy, curl -x,
+the `mockbox` command, the browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent  # the venv's mockbox, mitmdump, ...
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def clean_env(**overrides: str) -> dict[str, str]:
+    """The test runner's environment without MOCKBOX_* or proxy variables, plus `overrides`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MOCKBOX_")
+        and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class MockBox:
+    """A running `mockbox run` (or `mitmdump -s addons/mockbox.py`) process."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    admin_port: int
+    confdir: Path
+    log_path: Path
+    mocks: Path | None
+
+    @property
+    def proxy(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def admin(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    def client(self) -> requests.Session:
+        """A requests session that goes through this proxy and trusts its CA."""
+        s = requests.Session()
+        s.trust_env = False
+        s.proxies = {"http": self.proxy, "https": self.proxy}
+        s.verify = str(self.ca_cert)
+        return s
+
+    def get(self, url: str, **kw: Any) -> requests.Response:
+        with self.client() as s:
+            return s.get(url, timeout=kw.pop("timeout", 10), **kw)
+
+    def request(self, method: str, url: str, **kw: Any) -> requests.Response:
+        with self.client() as s:
+            return s.request(method, url, timeout=kw.pop("timeout", 10), **kw)
+
+    def health(self) -> dict[str, Any]:
+        r = requests.get(f"{self.admin}/healthz", timeout=5)
+        r.raise_for_status()
+        data: dict[str, Any] = r.json()
+        return data
+
+    def metrics(self) -> str:
+        return requests.get(f"{self.admin}/metrics", timeout=5).text
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class MockBoxFactory:
+    def __init__(self, workdir: Path, confdir: Path) -> None:
+        self.workdir, self.confdir = workdir, confdir
+        self.started: list[MockBox] = []
+
+    def __call__(
+        self,
+        mocks: Path | None = None,
+        *args: str,
+        env: dict[str, str] | None = None,
+        stock: bool = False,
+        admin: bool = True,
+        wait: bool = True,
+    ) -> MockBox:
+        """Start MockBox on free ports; `stock` runs a plain mitmdump with addons/mockbox.py."""
+        port, admin_port = free_port(), free_port() if admin else 0
+        log_path = self.workdir / f"mockbox-{port}.log"
+        if stock:
+            cmd = [str(BIN / "mitmdump"), "-q", "-s", str(REPO / "addons" / "mockbox.py")]
+            cmd += ["-p", str(port), "--set", f"confdir={self.confdir}"]
+            cmd += ["--set", f"mockbox_admin_port={admin_port}"]
+            if mocks is not None:
+                cmd += ["--set", f"mockbox_mocks={mocks}"]
+        else:
+            cmd = [str(BIN / "mockbox"), "run", "--port", str(port)]
+            cmd += ["--admin-port", str(admin_port), "--set", f"confdir={self.confdir}"]
+            if mocks is not None:
+                cmd += ["--mocks", str(mocks)]
+        cmd += list(args)
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=env or clean_env(), cwd=self.workdir
+            )
+        box = MockBox(proc, port, admin_port, self.confdir, log_path, mocks)
+        self.started.append(box)
+        if wait:
+            self.wait_ready(box)
+        return box
+
+    @staticmethod
+    def wait_ready(box: MockBox, timeout: float = 30.0) -> None:
+        def ready() -> bool:
+            if box.proc.poll() is not None:
+                raise RuntimeError(f"MockBox exited with {box.proc.returncode}:\n{box.log()}")
+            url = f"{box.admin}/healthz" if box.admin_port else None
+            try:
+                if url:
+                    return requests.get(url, timeout=1).status_code == 200
+                with socket.create_connection(("127.0.0.1", box.port), timeout=1):
+                    return True
+            except (requests.ConnectionError, OSError):
+                return False
+
+        wait_until(ready, timeout, f"MockBox on port {box.port}")
+        if box.admin_port:  # the proxy port binds before the admin port; check both
+            wait_until(lambda: _port_open(box.port), timeout, "proxy port")
+
+    def stop_all(self) -> None:
+        for box in self.started:
+            box.stop()
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def confdir() -> Iterator[Path]:
+    """One mitmproxy CA for the whole run (its files are written on first start)."""
+    path = Path(tempfile.mkdtemp(prefix="mockbox-confdir-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def mockbox(tmp_path: Path, confdir: Path) -> Iterator[MockBoxFactory]:
+    factory = MockBoxFactory(tmp_path, confdir)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def example_box(tmp_path_factory: pytest.TempPathFactory, confdir: Path) -> Iterator[MockBox]:
+    """MockBox serving the repository's example mocks/, as `./scripts/run` does."""
+    factory = MockBoxFactory(tmp_path_factory.mktemp("example"), confdir)
+    yield factory(REPO / "mocks")
+    factory.stop_all()
+
+
+# --- a real upstream HTTP server ------------------------------------------------------------
+
+
+@dataclass
+class Upstream:
+    """A local HTTP server that records what reached it.
+
+    GET /anything → 200 JSON echo. Paths starting with /status/N answer N. Handlers can be
+    overridden per path with `upstream.routes[path] = (status, headers, body)`.
+    """
+
+    server: ThreadingHTTPServer
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    routes: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def count(self, path: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for h in self.hits if path is None or h["path"] == path)
+
+
+def _upstream_handler(upstream_ref: list[Upstream]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _handle(self) -> None:
+            up = upstream_ref[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            hit = {
+                "method": self.command,
+                "path": self.path,
+                "headers": dict(self.headers.items()),
+                "body": body.decode("utf-8", "replace"),
+            }
+            with up.lock:
+                up.hits.append(hit)
+            route = up.routes.get(self.path)
+            if route is not None:
+                status, headers, payload = route
+            elif self.path.startswith("/status/"):
+                status, headers = int(self.path.split("/")[2]), {}
+                payload = json.dumps({"status": status}).encode()
+            else:
+                status, headers = 200, {"Content-Type": "application/json"}
+                payload = json.dumps({"echo": hit, "upstream": True}).encode()
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    return Handler
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    ref: list[Upstream] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _upstream_handler(ref))
+    server.daemon_threads = True
+    ref.append(Upstream(server))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield ref[0]
+    server.shutdown()
+    server.server_close()
+
+
+# --- a private redis-server -------------------------------------------------------------------
+
+
+@dataclass
+class RedisServer:
+    port: int
+    workdir: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (./scripts/test installs it)")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: _port_open(self.port), 10, "redis-server")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+    def client(self) -> Any:
+        import redis
+
+        return redis.Redis.from_url(self.url)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """A Redis URL with an empty database, for one test."""
+    if redis_server.proc is None:
+        redis_server.start()
+    redis_server.client().flushall()
+    return redis_server.url
+
+
+# --- headless Chromium --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture
+def launch_browser(playwright_instance: Any) -> Iterator[Callable[..., Any]]:
+    """Launch Debian's Chromium, optionally through a proxy; closed after the test."""
+    browsers: list[Any] = []
+
+    def launch(proxy: str | None = None) -> Any:
+        kwargs: dict[str, Any] = {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+        if proxy:
+            kwargs["proxy"] = {"server": proxy}
+        browser = playwright_instance.chromium.launch(**kwargs)
+        browsers.append(browser)
+        return browser
+
+    yield launch
+    for b in browsers:
+        b.close()
+
+
+def write_mocks(folder: Path, name: str, text: str) -> Path:
+    """Write a mock file atomically (as an editor would), so a reload never sees half of it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    tmp = folder / f".{name}.tmp"
+    tmp.write_text(text)
+    os.replace(tmp, target)
+    return target

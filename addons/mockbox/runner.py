@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mitmproxy import ctx, exceptions, master, options
+from mitmproxy import ctx, exceptions, hooks, master, options
 from mitmproxy.addons import (
     core,
     errorcheck,
@@ -108,6 +108,9 @@ async def _serve(updates: dict[str, Any], set_options: list[str]) -> int:
         opts.update(**updates)
         if set_options:
             opts.set(*set_options)
+        # Like mitmproxy's script loader, configure every addon with every option once, so
+        # addons behave the same here as under a stock `mitmdump -s`.
+        lean.addons.trigger(hooks.ConfigureHook(set(opts.keys())))
     except exceptions.OptionsError as e:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2

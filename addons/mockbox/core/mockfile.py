@@ -98,11 +98,22 @@ def _schema_problems(path: Path, doc: SourcedDocument) -> Iterator[Problem]:
     for error in _validator().iter_errors(doc.data):
         err = best_match([error]) if error.context else error
         where: DocPath = tuple(err.absolute_path)
+        if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+            known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
+            for key in (k for k in err.instance if k not in known):
+                line = doc.line_of((*where, key))
+                message = f"unknown key {key!r} (expected one of: {', '.join(known)})"
+                yield Problem(path, line, f"{_location(where)}: {message}", _mock_label(doc, where))
+            continue
         yield Problem(path, doc.line_of(where), _describe(err), _mock_label(doc, where))
 
 
+def _location(where: DocPath) -> str:
+    return ".".join(str(p) for p in where) or "file"
+
+
 def _describe(err: ValidationError) -> str:
-    location = ".".join(str(p) for p in err.absolute_path) or "file"
+    location = _location(tuple(err.absolute_path))
     message = err.message
     if err.validator == "oneOf":
         message = f"{json.dumps(err.instance)[:80]} is not a valid value here"
@@ -218,7 +229,7 @@ class _MockBuilder:
         try:
             return self.engine.compile(value)
         except TemplateError as e:
-            self.problem(where, str(e))
+            self.problem((*where, *e.where), str(e))
             return None
 
     def _response(self, spec: dict[str, Any], where: DocPath) -> ResponseSpec | None:

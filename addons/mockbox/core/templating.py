@@ -28,6 +28,14 @@ VARIABLES = frozenset({"path", "query", "headers", "body", "request", "fake", "n
 class TemplateError(ValueError):
     """A template that does not compile, or that failed while rendering."""
 
+    def __init__(self, message: str, where: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.where = where  # the key path of the failing string inside the compiled value
+
+    def within(self, key: str | int) -> TemplateError:
+        self.where = (key, *self.where)
+        return self
+
 
 @cache
 def _faker(locale: str) -> Faker:
@@ -64,7 +72,7 @@ class TemplateEngine:
         if isinstance(value, str):
             return self._compile_string(value)
         if isinstance(value, dict):
-            items = [(k, self.compile(v)) for k, v in value.items()]
+            items = [(k, self._compile_at(k, v)) for k, v in value.items()]
             if all(c.static for _, c in items):
                 return _static(value)
             return Compiled(
@@ -73,7 +81,7 @@ class TemplateEngine:
                 False,
             )
         if isinstance(value, list):
-            parts = [self.compile(v) for v in value]
+            parts = [self._compile_at(i, v) for i, v in enumerate(value)]
             if all(c.static for c in parts):
                 return _static(value)
             return Compiled(
@@ -82,6 +90,12 @@ class TemplateEngine:
                 False,
             )
         return _static(value)
+
+    def _compile_at(self, key: str | int, value: Any) -> Compiled:
+        try:
+            return self.compile(value)
+        except TemplateError as e:
+            raise e.within(key) from e.__cause__
 
     def _compile_string(self, text: str) -> Compiled:
         if "{{" not in text and "{%" not in text and "{#" not in text:

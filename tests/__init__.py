@@ -1,0 +1,1 @@
+"""MockBox tests; fixtures live in conftest.py."""

@@ -6,9 +6,11 @@ import json
 import logging
 import socket
 import struct
+from functools import cached_property
 from typing import Any
 
 from mitmproxy import ctx, http
+from mitmproxy.proxy import mode_specs
 
 from .core.render import Rendered
 from .core.request import Headers, RequestView
@@ -20,24 +22,51 @@ MOCK_ID = "mockbox.mock"
 _VIEW = "mockbox.view"
 
 
+class FlowRequestView(RequestView):
+    """The core's view of a live mitmproxy request; headers, query and body are read lazily."""
+
+    def __init__(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        peer = flow.client_conn.peername
+        super().__init__(
+            req.method,
+            req.scheme,
+            _target_host(flow),
+            req.port,
+            req.path.partition("?")[0],
+            client=peer[0] if peer else "",
+        )
+        self._request = req
+
+    @cached_property
+    def query(self) -> tuple[tuple[str, str], ...]:  # type: ignore[override]
+        return tuple(self._request.query.items(multi=True))
+
+    @cached_property
+    def headers(self) -> Headers:  # type: ignore[override]
+        return Headers(self._request.headers.items(multi=True))
+
+    @cached_property
+    def body(self) -> bytes:  # type: ignore[override]
+        return self._request.get_content(strict=False) or b""
+
+
 def request_view(flow: http.HTTPFlow) -> RequestView:
     """The core's view of `flow.request`, built once per flow and shared by every addon."""
     view: RequestView | None = flow.metadata.get(_VIEW)
     if view is None:
-        req = flow.request
-        view = RequestView(
-            method=req.method,
-            scheme=req.scheme,
-            host=req.pretty_host,
-            port=req.port,
-            path=req.path.partition("?")[0],
-            query=tuple(req.query.items(multi=True)),
-            headers=Headers(req.headers.items(multi=True)),
-            body=req.get_content(strict=False) or b"",
-            client=flow.client_conn.peername[0] if flow.client_conn.peername else "",
-        )
-        flow.metadata[_VIEW] = view
+        view = flow.metadata[_VIEW] = FlowRequestView(flow)
     return view
+
+
+def _target_host(flow: http.HTTPFlow) -> str:
+    """The host the client asked for. A forward or reverse proxy knows it from the request
+    target (an absolute-form URL outranks the Host header); transparent-style modes only
+    see an address, so there the Host header tells."""
+    mode = flow.client_conn.proxy_mode
+    if isinstance(mode, (mode_specs.RegularMode, mode_specs.ReverseMode, mode_specs.UpstreamMode)):
+        return flow.request.host
+    return flow.request.pretty_host
 
 
 def answer(flow: http.HTTPFlow, rendered: Rendered, source: str) -> None:

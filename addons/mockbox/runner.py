@@ -29,7 +29,7 @@ from .mocks import MockServer
 
 
 class LeanMaster(master.Master):
-    def __init__(self, opts: options.Options, mockbox_addons: list[Any]) -> None:
+    def __init__(self, opts: options.Options, extra_addons: list[Any]) -> None:
         super().__init__(opts, with_termlog=False)
         self.addons.add(
             termlog.TermLog(),
@@ -38,8 +38,7 @@ class LeanMaster(master.Master):
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),
             errorcheck.ErrorCheck(repeat_errors_on_stderr=True),
-            *mockbox_addons,
-            Banner(),
+            *extra_addons,
         )
 
 
@@ -103,7 +102,7 @@ def _example_path(mocks: MockServer) -> tuple[str, str]:
 
 async def _serve(updates: dict[str, Any], set_options: list[str]) -> int:
     opts = options.Options()
-    lean = LeanMaster(opts, stack.build())
+    lean = LeanMaster(opts, [*stack.build(), Banner()])
     try:
         opts.update(**updates)
         if set_options:

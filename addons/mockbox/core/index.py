@@ -82,15 +82,6 @@ class _HostTable:
             node = table.setdefault(mock.host.name, _Node())
         node.insert(mock)
 
-    def nodes(self, host: str) -> Iterable[_Node]:
-        exact = self.exact.get(host)
-        if exact is not None:
-            yield exact
-        for suffix, node in self.wildcard.items():
-            if host.endswith(suffix):
-                yield node
-        yield self.any_host
-
 
 class MockIndex:
     def __init__(self, mocks: Iterable[Mock] = ()) -> None:
@@ -106,12 +97,19 @@ class MockIndex:
     def match(self, request: RequestView) -> Match | None:
         """The best mock for `request`: highest priority, then most specific, then first loaded."""
         host = request.host.lower()
+        segments = request.segments
         found: list[Mock] = []
         for method in (request.method.upper(), ANY_METHOD):
             table = self._tables.get(method)
-            if table is not None:
-                for node in table.nodes(host):
-                    node.collect(request.segments, 0, found)
+            if table is None:
+                continue
+            exact = table.exact.get(host)
+            if exact is not None:
+                exact.collect(segments, 0, found)
+            for suffix, node in table.wildcard.items():
+                if host.endswith(suffix):
+                    node.collect(segments, 0, found)
+            table.any_host.collect(segments, 0, found)
         if len(found) > 1:
             found.sort(key=lambda m: m.sort_key, reverse=True)
         for mock in found:

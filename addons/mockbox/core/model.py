@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ class Delay:
     max_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ResponseSpec:
     status: int
     headers: tuple[tuple[str, Compiled], ...]
@@ -29,10 +30,15 @@ class ResponseSpec:
     delay: Delay | None = None
     fault: Fault | None = None
 
-    @property
+    @cached_property
     def needs(self) -> frozenset[str]:
+        """Template variables used by the headers and body."""
         out: frozenset[str] = self.body.needs if self.body else frozenset()
         return out.union(*(h.needs for _, h in self.headers))
+
+    @cached_property
+    def templated(self) -> bool:
+        return self.body is not None or not all(h.static for _, h in self.headers)
 
 
 @dataclass(frozen=True, slots=True)

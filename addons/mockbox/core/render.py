@@ -35,8 +35,7 @@ def render(
     params: Mapping[str, str],
 ) -> Rendered:
     """Render `spec` for `request` (raises TemplateError when a template fails)."""
-    needs = spec.needs
-    ctx = engine.context(needs, request, params) if needs else {}
+    ctx = engine.context(spec.needs, request, params) if spec.templated else None
     headers = [(name, _text(value.render(ctx))) for name, value in spec.headers]
     body = encode_body(spec.body.render(ctx)) if spec.body is not None else spec.body_bytes or b""
     # content_type is known only when there is a body; an explicit header wins.

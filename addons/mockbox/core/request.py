@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 from urllib.parse import unquote
@@ -39,19 +38,40 @@ class Headers(Mapping[str, str]):
         return self._fields
 
 
-@dataclass
 class RequestView:
-    """What MockBox needs to know about a request to match and answer it."""
+    """What MockBox needs to know about a request to match and answer it.
 
-    method: str
-    scheme: str
-    host: str
-    port: int
-    path: str
-    query: tuple[tuple[str, str], ...] = ()
-    headers: Headers = field(default_factory=Headers)
-    body: bytes = b""
-    client: str = ""
+    `query`, `headers` and `body` are properties so that a view over a live flow can read
+    them only when a matcher or template asks (most requests need none of them).
+    """
+
+    def __init__(
+        self,
+        method: str,
+        scheme: str,
+        host: str,
+        port: int,
+        path: str,
+        query: tuple[tuple[str, str], ...] = (),
+        headers: Headers | None = None,
+        body: bytes = b"",
+        client: str = "",
+    ) -> None:
+        self.method, self.scheme, self.host, self.port, self.path = method, scheme, host, port, path
+        self.client = client
+        self._query, self._headers, self._body = query, headers or Headers(), body
+
+    @property
+    def query(self) -> tuple[tuple[str, str], ...]:
+        return self._query
+
+    @property
+    def headers(self) -> Headers:
+        return self._headers
+
+    @property
+    def body(self) -> bytes:
+        return self._body
 
     @property
     def url(self) -> str:
@@ -69,7 +89,8 @@ class RequestView:
     @cached_property
     def segments(self) -> tuple[str, ...]:
         """Decoded path segments; empty segments (`//`, trailing `/`) are ignored."""
-        return tuple(unquote(s) for s in self.path.split("/") if s)
+        parts = [s for s in self.path.split("/") if s]
+        return tuple(unquote(s) for s in parts) if "%" in self.path else tuple(parts)
 
     @cached_property
     def query_map(self) -> dict[str, list[str]]:

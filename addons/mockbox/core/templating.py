@@ -16,8 +16,11 @@ from typing import Any
 
 import jinja2
 from faker import Faker
-from jinja2 import meta
+from jinja2 import meta, nodes
+from jinja2.parser import Parser
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from jinja2.utils import concat, consume
 
 from .request import NOT_JSON, RequestView
 
@@ -50,7 +53,8 @@ def request_seed(request: RequestView) -> int:
     return int.from_bytes(digest, "big")
 
 
-type Renderer = Callable[[Mapping[str, Any]], Any]
+# Called with the answer's Jinja context; static values ignore it (and get None).
+type Renderer = Callable[[Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,7 @@ class TemplateEngine:
     def __init__(self, faker_locale: str = "en_US") -> None:
         self.env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
         self.faker_locale = faker_locale
+        self._anchor = self.env.from_string("")
 
     def compile(self, value: Any) -> Compiled:
         """Compile every templated string inside `value` (raises TemplateError)."""
@@ -104,18 +109,30 @@ class TemplateEngine:
             needs = frozenset(meta.find_undeclared_variables(self.env.parse(text))) & VARIABLES
             single = _SINGLE_EXPRESSION.match(text)
             if single:
-                expression = self.env.compile_expression(single.group(1))
-                return Compiled(lambda ctx: _guard(lambda: expression(**ctx)), needs, False)
-            template = self.env.from_string(text)
+                return Compiled(_typed(self._expression(single.group(1))), needs, False)
+            return Compiled(_text(self.env.from_string(text)), needs, False)
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(f"template syntax error: {e.message} in {text!r}") from e
-        return Compiled(lambda ctx: _guard(lambda: template.render(ctx)), needs, False)
+
+    def _expression(self, source: str) -> jinja2.Template:
+        """`{% set result = <source> %}` as a template, the way Jinja's compile_expression
+        builds one, so it can run in a context shared with the other parts of the answer."""
+        parser = Parser(self.env, source, state="variable")
+        expr = parser.parse_expression()
+        if not parser.stream.eos:
+            raise jinja2.TemplateSyntaxError("chunk after expression", 1, None, None)
+        body: list[nodes.Node] = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
+        return self.env.from_string(nodes.Template(body, lineno=1))
 
     def context(
         self, needs: frozenset[str], request: RequestView, params: Mapping[str, str]
-    ) -> dict[str, Any]:
-        """The template variables `needs` asks for, computed only when used."""
-        ctx: dict[str, Any] = {}
+    ) -> Context:
+        """One template context per answer, holding only the variables its templates use.
+
+        Creating a Jinja context is most of the cost of rendering a small template, so every
+        template of one answer shares this one.
+        """
+        ctx: dict[str, Any] = dict(self.env.globals)
         if "path" in needs:
             ctx["path"] = dict(params)
         if "query" in needs:
@@ -141,20 +158,30 @@ class TemplateEngine:
             ctx["fake"] = fake
         if "now" in needs:
             ctx["now"] = datetime.now(UTC)
-        return ctx
+        return self._anchor.new_context(ctx, shared=True)
+
+
+def _typed(template: jinja2.Template) -> Renderer:
+    def render(ctx: Context) -> Any:
+        try:
+            consume(template.root_render_func(ctx))
+            value = ctx.vars.pop("result", None)
+        except Exception as e:  # a template may raise anything; it must never escape
+            raise TemplateError(f"{type(e).__name__}: {e}") from e
+        return None if isinstance(value, jinja2.Undefined) else value
+
+    return render
+
+
+def _text(template: jinja2.Template) -> Renderer:
+    def render(ctx: Context) -> str:
+        try:
+            return concat(template.root_render_func(ctx))
+        except Exception as e:  # a template may raise anything; it must never escape
+            raise TemplateError(f"{type(e).__name__}: {e}") from e
+
+    return render
 
 
 def _static(value: Any) -> Compiled:
     return Compiled(lambda _ctx: value, frozenset(), True)
-
-
-def _guard(fn: Callable[[], Any]) -> Any:
-    try:
-        value = fn()
-    except TemplateError:
-        raise
-    except Exception as e:  # a template may raise anything; it must never escape as a crash
-        raise TemplateError(f"{type(e).__name__}: {e}") from e
-    if isinstance(value, jinja2.Undefined):
-        return None
-    return value

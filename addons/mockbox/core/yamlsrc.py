@@ -32,7 +32,12 @@ class YamlSyntaxError(ValueError):
         self.line = line
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser is ~10x faster than the pure-Python one; a folder of 10,000 mocks loads
+# in a couple of seconds instead of half a minute.
+_BaseLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
     """SafeLoader that refuses duplicate mapping keys instead of silently keeping the last."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -42,7 +47,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
             if key in seen:
                 raise YamlSyntaxError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
             seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def load_sourced(text: str) -> SourcedDocument:

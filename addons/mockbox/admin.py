@@ -21,6 +21,7 @@ from mitmproxy.addonmanager import Loader
 from . import __version__
 from .metrics import Metrics
 from .mocks import MockServer
+from .ratelimit import RateLimiter
 from .settings import OptionalInt, OptionalStr, Settings
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ class AdminServer:
             [
                 (r"/healthz", HealthHandler, {"admin": self}),
                 (r"/metrics", MetricsHandler, {"admin": self}),
+                (r"/api/limits", LimitsHandler, {"admin": self}),
             ]
         )
         try:
@@ -136,6 +138,41 @@ class _AdminHandler(tornado.web.RequestHandler):
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(payload, indent=2))
+
+
+class _ApiHandler(_AdminHandler):
+    """/api/...: behind the admin token when one is set."""
+
+    def prepare(self) -> None:
+        if not self.admin.authorized(self.request.headers.get("Authorization")):
+            self.set_header("WWW-Authenticate", "Bearer")
+            self.write_json(
+                {"error": "UNAUTHORIZED", "message": "Send Authorization: Bearer <admin token>."},
+                401,
+            )
+
+    def query_int(self, name: str, default: int, high: int) -> int | None:
+        """A whole-number query argument in 0..high; None (after answering 400) otherwise."""
+        text = self.get_query_argument(name, str(default))
+        if not text.isdigit() or int(text) > high:
+            self.write_json(
+                {"error": "BAD_REQUEST", "message": f"{name} must be a whole number 0..{high}"},
+                400,
+            )
+            return None
+        return int(text)
+
+
+class LimitsHandler(_ApiHandler):
+    """Rate limits: configuration, Redis's state, recent violations, top limited clients."""
+
+    async def get(self) -> None:
+        recent = self.query_int("recent", 100, 100_000)
+        top = self.query_int("top", 10, 100_000)
+        if recent is None or top is None:
+            return
+        limiter: RateLimiter = ctx.master.addons.get("ratelimiter")
+        self.write_json(await limiter.snapshot(recent, top))
 
 
 class HealthHandler(_AdminHandler):

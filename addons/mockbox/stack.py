@@ -8,6 +8,7 @@ from .admin import AdminServer
 from .metrics import Metrics
 from .mocks import MockServer
 from .provenance import Provenance
+from .ratelimit import RateLimiter
 from .settings import Settings
 
 
@@ -18,6 +19,7 @@ def build() -> list[Any]:
     mocks = MockServer(settings, metrics)
     return [
         settings,
+        RateLimiter(settings, metrics, mocks),  # first: a refused request goes no further
         mocks,
         Provenance(),
         metrics,

@@ -27,6 +27,8 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_ADMIN_HOST": ("admin", "host"),
     "MOCKBOX_ADMIN_PORT": ("admin", "port"),
     "MOCKBOX_ADMIN_TOKEN": ("admin", "token"),
+    "MOCKBOX_RATE_LIMIT_AI": ("rate_limit", "ai", "limit"),
+    "MOCKBOX_RATE_LIMIT_PUBLIC": ("rate_limit", "public", "limit"),
 }
 
 

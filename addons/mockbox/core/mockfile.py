@@ -17,6 +17,7 @@ from jsonschema.exceptions import ValidationError, best_match
 from .matchers import BodyMatcher, MatcherError, ValueMatcher
 from .model import ANY_METHOD, Delay, Fault, HostPattern, Mock, ResponseSpec
 from .pathtemplate import PathTemplate, PathTemplateError
+from .ratelimit import LimitRule, RateLimitConfigError, parse_rule
 from .render import encode_body
 from .templating import TemplateEngine, TemplateError
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
@@ -195,6 +196,7 @@ class _MockBuilder:
                     str(e),
                 )
         response = self._response(self.raw["response"], ("response",))
+        rate_limit = self._rate_limit()
         if self.problems or response is None:
             return None
         rel = self.path.relative_to(self.root) if self.path.is_relative_to(self.root) else self.path
@@ -212,7 +214,17 @@ class _MockBuilder:
             priority=int(self.raw.get("priority", 0)),
             response=response,
             raw=self.raw,
+            rate_limit=rate_limit,
         )
+
+    def _rate_limit(self) -> LimitRule | None:
+        if "rate_limit" not in self.raw:
+            return None
+        try:
+            return parse_rule(self.raw["rate_limit"], "rate_limit")
+        except RateLimitConfigError as e:
+            self.problem(("rate_limit",), str(e))
+            return None
 
     def _value_matchers(
         self, specs: dict[str, Any], where: str

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .matchers import BodyMatcher, ValueMatcher
 from .pathtemplate import PathTemplate
 from .templating import Compiled
+
+if TYPE_CHECKING:
+    from .ratelimit import LimitRule
 
 ANY_METHOD = "*"
 
@@ -89,6 +92,7 @@ class Mock:
     response: ResponseSpec
     raw: dict[str, Any] = field(repr=False)
     order: int = 0  # load order across all files, the last tie-break
+    rate_limit: LimitRule | None = None  # the mock's own `rate_limit:`
 
     @property
     def matcher_count(self) -> int:

@@ -1,0 +1,119 @@
+"""Counting against a real redis-server and in memory: the same behaviour from both, numbers
+that agree with `limits`' own window statistics, and one round trip per check."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from limits import parse
+from limits.aio.strategies import (
+    FixedWindowRateLimiter,
+    MovingWindowRateLimiter,
+    RateLimiter,
+    SlidingWindowCounterRateLimiter,
+)
+
+from mockbox.core.ratelimit import STRATEGIES, Policy
+from mockbox.limiter import MemoryWindows, RedisWindows, identifiers
+
+from .conftest import RedisServer
+
+REFERENCE: dict[str, type[RateLimiter]] = {
+    "moving-window": MovingWindowRateLimiter,
+    "sliding-window-counter": SlidingWindowCounterRateLimiter,
+    "fixed-window": FixedWindowRateLimiter,
+}
+
+
+def policy(limit: str, strategy: str = "moving-window", scope: str = "public") -> Policy:
+    items = tuple(parse(text) for text in limit.split(";"))
+    return Policy("public", scope, scope, items, strategy)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def windows(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> AsyncIterator[MemoryWindows | RedisWindows]:
+    if request.param == "memory":
+        yield MemoryWindows()
+        return
+    if redis_server.proc is None:
+        redis_server.start()
+    store = RedisWindows(redis_server.url, 2.0)
+    await store.client.flushall()
+    yield store
+    await store.close()
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_n_plus_one_is_refused_with_true_numbers(
+    windows: MemoryWindows | RedisWindows, strategy: str
+) -> None:
+    chosen = policy("3/10 seconds", strategy)
+    item = chosen.items[0]
+    reference = REFERENCE[strategy](windows.storage)
+    seen = []
+    for _ in range(4):
+        before = time.time()
+        [state] = await windows.hit(chosen, "ip:192.0.2.1")
+        stats = await reference.get_window_stats(item, *identifiers(chosen, "ip:192.0.2.1"))
+        seen.append((state.allowed, state.remaining))
+        # Our one-trip numbers are the ones `limits` itself reports for the same window.
+        assert state.remaining == stats.remaining
+        assert abs(state.reset_at - stats.reset_time) < 0.5
+        assert before <= state.reset_at <= before + 10.5
+    assert seen == [(True, 2), (True, 1), (True, 0), (False, 0)]
+    [other] = await windows.hit(chosen, "ip:192.0.2.2")  # another client has its own count
+    assert (other.allowed, other.remaining) == (True, 2)
+
+
+async def test_every_limit_of_a_tier_must_hold(windows: MemoryWindows | RedisWindows) -> None:
+    chosen = policy("2/minute;3/hour")
+    results = [await windows.hit(chosen, "ip:192.0.2.1") for _ in range(3)]
+    assert [[(s.allowed, s.remaining) for s in r] for r in results] == [
+        [(True, 1), (True, 2)],
+        [(True, 0), (True, 1)],
+        # Refused by the minute, counted in the hour, all in the same trip (as Envoy's global
+        # rate limiting counts): a client retrying while refused spends its longer windows.
+        [(False, 0), (True, 0)],
+    ]
+
+
+async def test_strategies_and_scopes_keep_separate_counters(
+    windows: MemoryWindows | RedisWindows,
+) -> None:
+    for strategy in STRATEGIES:
+        [first] = await windows.hit(policy("1/minute", strategy), "ip:192.0.2.1")
+        assert first.allowed, strategy
+    [other] = await windows.hit(policy("1/minute", scope="public|mock:m.yaml#a"), "ip:192.0.2.1")
+    assert other.allowed
+
+
+async def test_one_redis_transaction_per_check(redis_url: str) -> None:
+    store = RedisWindows(redis_url, 2.0)
+    chosen = policy("1000/minute;5000/hour")
+    await store.hit(chosen, "ip:192.0.2.1")  # loads the scripts into a fresh Redis
+    await store.client.config_resetstat()
+    for _ in range(20):
+        await store.hit(chosen, "ip:192.0.2.1")
+    calls = {
+        name.removeprefix("cmdstat_"): stats["calls"]
+        for name, stats in (await store.client.info("commandstats")).items()
+    }
+    await store.close()
+    # Each check is MULTI, two scripts per limit, EXEC, sent together and answered together;
+    # nothing else reaches Redis (the other commands counted run inside the scripts).
+    assert (calls["multi"], calls["evalsha"], calls["exec"]) == (20, 80, 20)
+    inside_scripts = {"lindex", "lpush", "ltrim", "expire"}
+    assert set(calls) - inside_scripts == {"multi", "evalsha", "exec", "config|resetstat"}
+
+
+async def test_scripts_are_reloaded_when_redis_forgets_them(redis_url: str) -> None:
+    store = RedisWindows(redis_url, 2.0)
+    chosen = policy("2/minute", "sliding-window-counter")
+    assert (await store.hit(chosen, "ip:192.0.2.1"))[0].remaining == 1
+    await store.client.script_flush()
+    assert (await store.hit(chosen, "ip:192.0.2.1"))[0].remaining == 0
+    await store.close()

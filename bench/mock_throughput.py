@@ -19,6 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import BIN, REPO, Result, free_port, median_result, print_table, server, wrk
 
 TARGET = "http://api.bench.test/users/42"
+# Mock serving alone: one client at hundreds of requests a second would meet the default
+# limits. bench/ratelimit_cost.py measures what limiting costs.
+NO_RATE_LIMITS = {"MOCKBOX_RATE_LIMIT_PUBLIC": "none", "MOCKBOX_RATE_LIMIT_AI": "none"}
 TEMPLATED = """
   - name: get user
     request: {method: GET, host: api.bench.test, path: "/users/{id}"}
@@ -99,7 +102,7 @@ def main() -> None:
     for round_no in range(args.rounds):
         for name, cmd in rows.items():
             port = free_port()
-            with server(cmd(port), port):
+            with server(cmd(port), port, env=NO_RATE_LIMITS):
                 result = wrk(
                     TARGET, proxy_port=port, duration=args.duration, connections=args.connections
                 )

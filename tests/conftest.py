@@ -376,8 +376,9 @@ def redis_url(redis_server: RedisServer) -> str:
 # --- headless Chromium --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
+    """Per module: while Playwright's sync API runs, its event loop blocks async tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -17,18 +17,12 @@ from mitmproxy.addonmanager import Loader
 from .core.quota import Quota
 from .core.ratelimit import TIERS, RateLimitConfigError, RateLimitPolicy, describe
 from .flows import answer_json, request_view
-from .limiter import (
-    Limiter,
-    MemoryWindows,
-    RateLimitMetrics,
-    RedisWindows,
-    StorageUnavailable,
-    redact,
-)
+from .limiter import Limiter, RateLimitMetrics, StorageUnavailable
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalStr, Settings
 from .violations import Violation, ViolationLog
+from .windows import MemoryWindows, RedisWindows, redact
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from .limiter import KEY_PREFIX, STORAGE_ERRORS
+from .windows import KEY_PREFIX, STORAGE_ERRORS
 
 SHARED_KEY = f"{KEY_PREFIX}:violations"
 

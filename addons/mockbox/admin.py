@@ -140,16 +140,27 @@ class _AdminHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(payload, indent=2))
 
 
-class _ApiHandler(_AdminHandler):
-    """/api/...: behind the admin token when one is set."""
+class ApiHandler(_AdminHandler):
+    """Every /api call needs the admin token when one is set (compared in constant time)."""
 
     def prepare(self) -> None:
         if not self.admin.authorized(self.request.headers.get("Authorization")):
             self.set_header("WWW-Authenticate", "Bearer")
-            self.write_json(
-                {"error": "UNAUTHORIZED", "message": "Send Authorization: Bearer <admin token>."},
-                401,
-            )
+            self.write_json({"error": "UNAUTHORIZED", "message": "Bearer token required"}, 401)
+
+
+class LimitsHandler(ApiHandler):
+    """Rate limits: configuration, Redis's state, recent violations, top limited clients."""
+
+    async def get(self) -> None:
+        recent = self.query_int("recent", 100, 100_000)
+        if recent is None:
+            return
+        top = self.query_int("top", 10, 100_000)
+        if top is None:
+            return
+        limiter: RateLimiter = ctx.master.addons.get("ratelimiter")
+        self.write_json(await limiter.snapshot(recent, top))
 
     def query_int(self, name: str, default: int, high: int) -> int | None:
         """A whole-number query argument in 0..high; None (after answering 400) otherwise."""
@@ -161,18 +172,6 @@ class _ApiHandler(_AdminHandler):
             )
             return None
         return int(text)
-
-
-class LimitsHandler(_ApiHandler):
-    """Rate limits: configuration, Redis's state, recent violations, top limited clients."""
-
-    async def get(self) -> None:
-        recent = self.query_int("recent", 100, 100_000)
-        top = self.query_int("top", 10, 100_000)
-        if recent is None or top is None:
-            return
-        limiter: RateLimiter = ctx.master.addons.get("ratelimiter")
-        self.write_json(await limiter.snapshot(recent, top))
 
 
 class HealthHandler(_AdminHandler):

@@ -21,14 +21,14 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_UNMATCHED": ("unmatched",),
     "MOCKBOX_REGION": ("region",),
     "MOCKBOX_REDIS_URL": ("redis_url",),
+    "MOCKBOX_RATE_LIMIT_AI": ("rate_limit", "ai", "limit"),
+    "MOCKBOX_RATE_LIMIT_PUBLIC": ("rate_limit", "public", "limit"),
     "MOCKBOX_HOST": ("proxy", "host"),
     "MOCKBOX_PORT": ("proxy", "port"),
     "MOCKBOX_MODE": ("proxy", "mode"),
     "MOCKBOX_ADMIN_HOST": ("admin", "host"),
     "MOCKBOX_ADMIN_PORT": ("admin", "port"),
     "MOCKBOX_ADMIN_TOKEN": ("admin", "token"),
-    "MOCKBOX_RATE_LIMIT_AI": ("rate_limit", "ai", "limit"),
-    "MOCKBOX_RATE_LIMIT_PUBLIC": ("rate_limit", "public", "limit"),
 }
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +144,17 @@ def print_table(rows: dict[str, Result], title: str) -> None:
     print(f"{'row':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in rows.items():
         print(f"{name:<48} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+
+
+def interleaved(
+    rounds: int, rows: Iterable[str], run: Callable[[str], Result]
+) -> dict[str, Result]:
+    """Run every row once per round, rows interleaved (the machine's noise then spreads over
+    all of them), and give each row's median."""
+    runs: dict[str, list[Result]] = {name: [] for name in rows}
+    for round_no in range(rounds):
+        for name in runs:
+            result = run(name)
+            runs[name].append(result)
+            print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
+    return {name: median_result(r) for name, r in runs.items()}

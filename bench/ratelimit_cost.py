@@ -24,7 +24,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, Result, free_port, median_result, print_table, server, wait_port, wrk
+from common import BIN, Result, free_port, interleaved, print_table, server, wait_port, wrk
 
 TARGET = "http://api.bench.test/users/42"
 MOCKS = """\
@@ -107,28 +107,26 @@ def main() -> None:
             True,
         ),
     }
-    runs: dict[str, list[Result]] = {name: [] for name in rows}
+
+    def run(name: str) -> Result:
+        cmd, env, uses_redis = rows[name]
+        if uses_redis:
+            flush()
+        port = free_port()
+        with server(cmd(port), port, env=env):
+            return wrk(
+                TARGET,
+                proxy_port=port,
+                duration=args.duration,
+                connections=args.connections,
+                lua=CLIENTS_LUA % args.clients,
+            )
+
     try:
-        for round_no in range(args.rounds):
-            for name, (cmd, env, uses_redis) in rows.items():
-                if uses_redis:
-                    flush()
-                port = free_port()
-                with server(cmd(port), port, env=env):
-                    result = wrk(
-                        TARGET,
-                        proxy_port=port,
-                        duration=args.duration,
-                        connections=args.connections,
-                        lua=CLIENTS_LUA % args.clients,
-                    )
-                runs[name].append(result)
-                print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
+        med = interleaved(args.rounds, rows, run)
     finally:
         redis_proc.terminate()
         redis_proc.wait()
-
-    med = {name: median_result(r) for name, r in runs.items()}
     print_table(
         med,
         f"median of {args.rounds} rounds, {args.duration}s each, {args.connections} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import requests
 
 from .conftest import (
+    BIN,
     MockBox,
     MockBoxFactory,
     RedisServer,
@@ -48,6 +50,8 @@ class Boxes:
         path.write_text(config)
         # Empty MOCKBOX_RATE_LIMIT_*: the configuration file's limits apply.
         env = clean_env(MOCKBOX_RATE_LIMIT_AI="", MOCKBOX_RATE_LIMIT_PUBLIC="", **env)
+        # Strict mode whatever the default: unmatched requests get the 404 explanation.
+        args = ("--unmatched", "404", *args)
         return self.mockbox(self.mocks, "--config", str(path), *args, env=env)
 
 
@@ -182,6 +186,17 @@ rate_limit:
     assert 'mockbox_rate_limited_total{tier="public"} 3.0' in box.metrics()
 
 
+def test_stock_mitmdump_with_a_limit_option(mockbox: MockBoxFactory, tmp_path: Path) -> None:
+    write_mocks(tmp_path / "mocks", "m.yaml", MOCKS)
+    box = mockbox(
+        tmp_path / "mocks", "--set", "mockbox_rate_limit_public=1/minute", stock=True
+    )  # the option wins over MOCKBOX_RATE_LIMIT_PUBLIC
+    first, second = box.get(URL), box.get(URL)
+    assert (first.status_code, second.status_code) == (200, 429)
+    assert first.headers["RateLimit-Policy"] == '"public";q=1;w=60'
+    assert second.headers["X-MockBox-Source"] == "ratelimit"
+
+
 def test_api_keys_are_identities_and_never_stored_raw(boxes: Boxes) -> None:
     # printf %s partner-key | sha256sum | cut -c1-16
     box = boxes("rate_limit: {public: {limit: 1/minute}, exempt: [key:346e50af211b5135]}\n")
@@ -299,3 +314,25 @@ def test_redis_outage_policies_and_recovery(boxes: Boxes, own_redis: RedisServer
         assert get(policy).status_code == 200  # the second of two in the new window
         assert get(policy).status_code == 429
     assert own_redis.client().keys("mockbox:limits:*")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        ((), {"MOCKBOX_RATE_LIMIT_PUBLIC": "lots"}, "rate_limit.public.limit: 'lots' is not"),
+        (("--redis", "http://user:pw@cache"), {}, "redis_url 'http://user:***@cache': expected"),
+    ],
+)
+def test_bad_settings_stop_with_a_clear_message(
+    tmp_path: Path, args: tuple[str, ...], env: dict[str, str], message: str
+) -> None:
+    done = subprocess.run(
+        [str(BIN / "mockbox"), "run", "--port", "0", "--admin-port", "0", *args],
+        capture_output=True,
+        text=True,
+        env=clean_env(**env),
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert message in done.stderr and "pw" not in done.stderr

@@ -42,8 +42,10 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 @contextmanager
-def server(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    """Run `cmd` until the block ends; it must listen on `port`."""
+def server(
+    cmd: list[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `cmd` until the block ends (which gets the process); it must listen on `port`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MOCKBOX_")}
     clean.update(env or {})
     proc = subprocess.Popen(
@@ -52,7 +54,7 @@ def server(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iter
     try:
         wait_port(port, proc)
         time.sleep(0.5)  # let start-up work (mock loading, CA) settle
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -144,6 +146,12 @@ def print_table(rows: dict[str, Result], title: str) -> None:
     print(f"{'row':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in rows.items():
         print(f"{name:<48} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def interleaved(

@@ -3,6 +3,7 @@ that agree with `limits`' own window statistics, and one round trip per check.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -118,3 +119,26 @@ async def test_scripts_are_reloaded_when_redis_forgets_them(redis_url: str) -> N
     await store.client.script_flush()
     assert (await store.hit(chosen, "ip:192.0.2.1"))[0].remaining == 0
     await store.close()
+
+
+async def test_a_burst_shares_round_trips_and_counts_exactly(redis_url: str) -> None:
+    store = RedisWindows(redis_url, 2.0)
+    chosen = policy("50/minute")
+    results = await asyncio.gather(*(store.hit(chosen, "ip:192.0.2.1") for _ in range(300)))
+    allowed = [state.remaining for [state] in results if state.allowed]
+    assert sorted(allowed) == list(range(50))  # each count given out once
+    clients = (await store.client.info("clients"))["connected_clients"]
+    await store.close()
+    assert clients <= 3  # one connection carried the burst (redis-py's pool stops at 100)
+
+
+async def test_a_batch_survives_redis_forgetting_its_scripts(redis_url: str) -> None:
+    store = RedisWindows(redis_url, 2.0)
+    moving, fixed = policy("10/minute"), policy("10/minute", "fixed-window")
+    await store.hit(moving, "ip:192.0.2.1")
+    await store.client.script_flush()
+    burst = [store.hit(p, "ip:192.0.2.2") for p in (moving, fixed) for _ in range(12)]
+    results = await asyncio.gather(*burst)
+    await store.close()
+    # Sent again after loading the scripts, and counted once.
+    assert [sum(r[0].allowed for r in results[i : i + 12]) for i in (0, 12)] == [10, 10]

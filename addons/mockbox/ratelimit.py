@@ -186,8 +186,14 @@ class RateLimiter:
         """Also called for answers set in the request hook, and before a streamed body."""
         quota: Quota | None = flow.metadata.get(QUOTA)
         if quota is not None and flow.response is not None:
-            for name, value in quota.headers():
-                flow.response.headers[name] = value
+            # One pass over the fields (not one per header): ours replace any of the same name.
+            ours = tuple((name.encode(), value.encode()) for name, value in quota.headers())
+            names = {name.lower() for name, _ in ours}
+            headers = flow.response.headers
+            headers.fields = (
+                *(f for f in headers.fields if f[0].lower() not in names),
+                *ours,
+            )
 
     async def snapshot(self, recent: int, top: int) -> dict[str, Any]:
         """What /api/limits shows: the configuration, Redis's state and recent violations."""

@@ -3,8 +3,9 @@ or `limits`' Redis storage and Lua scripts in a single round trip.
 
 Against Redis, `limits`' own scripts (the one that takes a hit and the one that reads the
 window back) run inside one script of ours, once per limit of the policy: one EVALSHA per
-check, atomic, and the remaining count and reset time it returns are true. The keys are
-`limits`' own, so its strategies read the same windows.
+check, atomic, and the remaining count and reset time it returns are true; checks that arrive
+together share a round trip. The keys are `limits`' own, so its strategies read the same
+windows.
 
 Several limits (`10/minute;200/day`) are tried in order and the first that refuses stops the
 rest, as flask-limiter does: a request refused by the minute spends nothing of the day.
@@ -13,6 +14,7 @@ rest, as flask-limiter does: a request refused by the minute spends nothing of t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -33,7 +35,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from .core.quota import WindowState
 from .core.ratelimit import Policy
@@ -86,7 +88,8 @@ class MemoryWindows:
 
 # Our driver around `limits`' scripts: KEYS are each limit's keys in turn, ARGV[1] is the time,
 # then each limit's amount and window. Their bodies become local functions, which shadow the
-# KEYS and ARGV they read. Each limit answers {tried, ...what its read gives}.
+# KEYS and ARGV they read. Each limit answers `tried` and what its read gives, all in one
+# space-separated string ("-" for nothing): cheaper for the client to parse than nested arrays.
 _DRIVER = """\
 local function acquire(KEYS, ARGV)
 %(acquire)s
@@ -94,9 +97,15 @@ end
 local function read(KEYS, ARGV)
 %(read)s
 end
+local out = {}
+local function put(...)
+  for j = 1, select('#', ...) do
+    local v = select(j, ...)
+    out[#out + 1] = v and tostring(v) or '-'
+  end
+end
 local now = tonumber(ARGV[1])
 local per = %(keys_per_limit)d
-local out = {}
 local tried = 1
 for i = 1, #KEYS / per do
   local keys = {unpack(KEYS, per * (i - 1) + 1, per * i)}
@@ -108,7 +117,7 @@ for i = 1, #KEYS / per do
   end
   %(answer)s
 end
-return out
+return table.concat(out, ' ')
 """
 _SCRIPTS: dict[str, dict[str, Any]] = {
     "moving-window": {
@@ -116,22 +125,21 @@ _SCRIPTS: dict[str, dict[str, Any]] = {
         "read": RedisBridge.SCRIPT_MOVING_WINDOW,
         "keys_per_limit": 1,
         "try": "tried = acquire(keys, {now, limit, expiry, 1}) and 1 or 0",
-        "answer": "local w = read(keys, {now - expiry, limit}) or {false, 0}\n"
-        "  out[i] = {tried, w[1], w[2]}",
+        "answer": "local w = read(keys, {now - expiry, limit}) or {}\n  put(tried, w[1], w[2])",
     },
     "fixed-window": {
         "acquire": RedisBridge.SCRIPT_INCR_EXPIRE,
-        "read": "return tonumber(redis.call('get', KEYS[1]) or 0)",
+        "read": "return redis.call('get', KEYS[1])",
         "keys_per_limit": 1,
         "try": "local count = acquire(keys, {expiry, 1})\n    tried = count <= limit and 1 or 0",
-        "answer": "out[i] = {tried, read(keys, {}), redis.call('pttl', keys[1])}",
+        "answer": "put(tried, read(keys, {}), redis.call('pttl', keys[1]))",
     },
     "sliding-window-counter": {
         "acquire": RedisBridge.SCRIPT_ACQUIRE_SLIDING_WINDOW,
         "read": RedisBridge.SCRIPT_SLIDING_WINDOW,
         "keys_per_limit": 2,
         "try": "tried = acquire(keys, {limit, expiry, 1}) and 1 or 0",
-        "answer": "local w = read(keys, {expiry})\n  out[i] = {tried, w[1], w[2], w[3], w[4]}",
+        "answer": "local w = read(keys, {expiry})\n  put(tried, w[1], w[2], w[3], w[4])",
     },
 }
 
@@ -142,23 +150,27 @@ def driver(strategy: str) -> str:
     return _DRIVER % parts
 
 
-def _read_moving(item: RateLimitItem, reply: Sequence[Any], now: float) -> WindowState:
-    tried, oldest, count = int(reply[0]), reply[1], int(reply[2])
-    start = float(oldest) if count else now
+def _num(field: bytes) -> float:
+    return 0.0 if field == b"-" else float(field)
+
+
+def _read_moving(item: RateLimitItem, fields: Sequence[bytes], now: float) -> WindowState:
+    tried, oldest, count = int(fields[0]), _num(fields[1]), int(_num(fields[2]))
+    start = oldest if count else now
     return _state(tried, item.amount - count, start + item.get_expiry())
 
 
-def _read_fixed(item: RateLimitItem, reply: Sequence[Any], now: float) -> WindowState:
-    tried, count, pttl = (int(x) for x in reply)
-    return _state(tried, item.amount - count, now + max(0, pttl) / 1000)
+def _read_fixed(item: RateLimitItem, fields: Sequence[bytes], now: float) -> WindowState:
+    tried, count, pttl = int(fields[0]), int(_num(fields[1])), _num(fields[2])
+    return _state(tried, item.amount - count, now + max(0.0, pttl) / 1000)
 
 
-def _read_sliding(item: RateLimitItem, reply: Sequence[Any], now: float) -> WindowState:
+def _read_sliding(item: RateLimitItem, fields: Sequence[bytes], now: float) -> WindowState:
     """The arithmetic of limits' SlidingWindowCounterRateLimiter.get_window_stats."""
-    tried = int(reply[0])
-    previous, current = int(reply[1] or 0), int(reply[3] or 0)
-    previous_ttl = max(0.0, float(reply[2] or 0)) / 1000
-    current_ttl = max(0.0, float(reply[4] or 0)) / 1000
+    tried = int(fields[0])
+    previous, current = int(_num(fields[1])), int(_num(fields[3]))
+    previous_ttl = max(0.0, _num(fields[2])) / 1000
+    current_ttl = max(0.0, _num(fields[4])) / 1000
     expiry = item.get_expiry()
     remaining = item.amount - math.floor(previous * previous_ttl / expiry + current)
     if not (previous or current):
@@ -169,15 +181,23 @@ def _read_sliding(item: RateLimitItem, reply: Sequence[Any], now: float) -> Wind
     return _state(tried, remaining, now + min(previous_reset, current_reset))
 
 
-_READERS: dict[str, Callable[[RateLimitItem, Sequence[Any], float], WindowState]] = {
-    "moving-window": _read_moving,
-    "fixed-window": _read_fixed,
-    "sliding-window-counter": _read_sliding,
+# Per strategy: how many fields each limit answers, and how to read them.
+_READERS: dict[str, tuple[int, Callable[[RateLimitItem, Sequence[bytes], float], WindowState]]] = {
+    "moving-window": (3, _read_moving),
+    "fixed-window": (3, _read_fixed),
+    "sliding-window-counter": (5, _read_sliding),
 }
 
 
+type Check = tuple[str, list[str], list[float], asyncio.Future[Any]]
+
+
 class RedisWindows:
-    """`limits`' Redis storage; each check is one EVALSHA of `driver(strategy)`."""
+    """`limits`' Redis storage; each check is one EVALSHA of `driver(strategy)`.
+
+    One round trip at a time: checks made while one is in flight wait and go together in the
+    next, as one pipeline. Under load that halves the client's work per check, and a burst of
+    requests needs one connection, not one each (redis-py's pool stops at 100)."""
 
     def __init__(self, url: str, timeout: float) -> None:
         options: dict[str, Any] = {
@@ -192,8 +212,13 @@ class RedisWindows:
         self._prefixed = self.storage.bridge.prefixed_key
         bridge = cast(RedispyBridge, self.storage.bridge)
         self.client: Redis = cast(Redis, bridge.get_connection())
-        # Registered scripts load themselves again when Redis forgot them (a restart).
-        self._scripts = {name: self.client.register_script(driver(name)) for name in _SCRIPTS}
+        self._scripts = {name: driver(name) for name in _SCRIPTS}
+        self._shas = {
+            name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._scripts.items()
+        }
+        self._pending: list[Check] = []
+        self._in_flight = False
+        self._sender: asyncio.Task[None] | None = None
 
     def _keys(self, strategy: str, key: str) -> tuple[str, ...]:
         if strategy == "sliding-window-counter":
@@ -209,14 +234,83 @@ class RedisWindows:
         for item in policy.items:
             keys.extend(self._keys(policy.strategy, item.key_for(*ids)))
             args += [item.amount, item.get_expiry()]
-        replies = await self._scripts[policy.strategy](keys=keys, args=args)
-        read = _READERS[policy.strategy]
-        return [read(item, reply, now) for item, reply in zip(policy.items, replies, strict=True)]
+        fields = (await self._call(policy.strategy, keys, args)).split()
+        width, read = _READERS[policy.strategy]
+        return [
+            read(item, fields[i * width : (i + 1) * width], now)
+            for i, item in enumerate(policy.items)
+        ]
+
+    async def _call(self, strategy: str, keys: list[str], args: list[float]) -> Any:
+        if self._in_flight:  # wait, and go with the next round trip
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending.append((strategy, keys, args, future))
+            return await future
+        self._in_flight = True  # alone: a plain EVALSHA, sent from this task at once
+        try:
+            return await self._evalsha(strategy, keys, args)
+        finally:
+            self._next()
+
+    async def _evalsha(self, strategy: str, keys: list[str], args: list[float]) -> Any:
+        try:
+            return await self.client.evalsha(self._shas[strategy], len(keys), *keys, *args)
+        except NoScriptError:  # a restarted Redis forgot the scripts
+            await self._load_scripts()
+            return await self.client.evalsha(self._shas[strategy], len(keys), *keys, *args)
+
+    def _next(self) -> None:
+        """The round trip ended: send what queued meanwhile, or be idle."""
+        if self._pending:
+            self._sender = asyncio.get_running_loop().create_task(self._send())
+        else:
+            self._in_flight = False
+
+    async def _send(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            replies = await self._execute(batch)
+        except Exception as e:  # every waiting check must hear of it, or it would hang
+            replies = [e] * len(batch)
+        finally:
+            self._next()
+        for (*_, future), reply in zip(batch, replies, strict=True):
+            if future.done():  # its request went away
+                continue
+            if isinstance(reply, Exception):
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    async def _execute(self, batch: list[Check]) -> list[Any]:
+        replies = await self._pipeline(batch)
+        forgot = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if forgot:  # a restarted Redis: load the scripts, send those checks again
+            await self._load_scripts()
+            again = await self._pipeline([batch[i] for i in forgot])
+            for i, reply in zip(forgot, again, strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _load_scripts(self) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for text in self._scripts.values():
+            pipe.script_load(text)
+        await pipe.execute()
+
+    async def _pipeline(self, batch: list[Check]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for strategy, keys, args, _ in batch:
+            pipe.evalsha(self._shas[strategy], len(keys), *keys, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        return replies
 
     async def ping(self) -> None:
         await self.client.ping()
 
     async def close(self) -> None:
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
         await self.client.aclose()
 
 

@@ -13,6 +13,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 type IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 type IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -107,6 +108,7 @@ class ClientIdentifier:
         return any(address in net for net in self.trusted)
 
 
+@lru_cache(maxsize=4096)  # the same few addresses come again and again
 def parse_address(text: str) -> IPAddress | None:
     """An address as proxies write it: `1.2.3.4`, `1.2.3.4:80`, `[2001:db8::1]:80`, `::1`."""
     text = text.strip().strip('"')

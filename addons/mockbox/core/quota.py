@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from limits import RateLimitItem
@@ -69,22 +70,17 @@ class Quota:
 
     def headers(self) -> list[tuple[str, str]]:
         binding = self.binding
+        policy_field, names = _advertised(self.policy)
         fields = [
             ("X-RateLimit-Limit", str(binding.item.amount)),
             ("X-RateLimit-Remaining", str(binding.state.remaining)),
             ("X-RateLimit-Reset", str(math.ceil(binding.state.reset_at))),
-            (
-                "RateLimit-Policy",
-                ", ".join(
-                    f"{_sf_string(w.name)};q={w.item.amount};w={w.item.get_expiry()}"
-                    for w in self.windows
-                ),
-            ),
+            ("RateLimit-Policy", policy_field),
             (
                 "RateLimit",
                 ", ".join(
-                    f"{_sf_string(w.name)};r={w.state.remaining};t={self._seconds_left(w)}"
-                    for w in self.windows
+                    f"{name};r={w.state.remaining};t={self._seconds_left(w)}"
+                    for name, w in zip(names, self.windows, strict=True)
                 ),
             ),
         ]
@@ -104,6 +100,18 @@ class Quota:
             ),
             "retry_after": seconds,
         }
+
+
+@lru_cache(maxsize=1024)
+def _advertised(policy: Policy) -> tuple[str, tuple[str, ...]]:
+    """A policy's `RateLimit-Policy` value and its limits' names, as Structured Field Strings
+    (the same for every request, so made once)."""
+    names = tuple(_sf_string(name) for name in policy.window_names())
+    field = ", ".join(
+        f"{name};q={item.amount};w={item.get_expiry()}"
+        for name, item in zip(names, policy.items, strict=True)
+    )
+    return field, names
 
 
 def _sf_string(text: str) -> str:

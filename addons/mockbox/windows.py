@@ -42,6 +42,9 @@ from .core.ratelimit import Policy
 
 KEY_PREFIX = "mockbox:limits"
 STORAGE_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+# Round trips to Redis at once; checks beyond wait and share the next one. More: less waiting
+# behind a slow link; fewer: larger batches, less work per check under load.
+MAX_IN_FLIGHT = 2
 
 
 def identifiers(policy: Policy, identity: str) -> tuple[str, str, str]:
@@ -195,9 +198,10 @@ type Check = tuple[str, list[str], list[float], asyncio.Future[Any]]
 class RedisWindows:
     """`limits`' Redis storage; each check is one EVALSHA of `driver(strategy)`.
 
-    One round trip at a time: checks made while one is in flight wait and go together in the
-    next, as one pipeline. Under load that halves the client's work per check, and a burst of
-    requests needs one connection, not one each (redis-py's pool stops at 100)."""
+    At most MAX_IN_FLIGHT round trips at a time: checks made while they are in flight wait
+    and go together in the next, as one pipeline. Under load that halves the client's work
+    per check, and a burst of requests needs a connection or two, not one each (redis-py's
+    pool stops at 100)."""
 
     def __init__(self, url: str, timeout: float) -> None:
         options: dict[str, Any] = {
@@ -217,8 +221,8 @@ class RedisWindows:
             name: hashlib.sha1(text.encode()).hexdigest() for name, text in self._scripts.items()
         }
         self._pending: list[Check] = []
-        self._in_flight = False
-        self._sender: asyncio.Task[None] | None = None
+        self._in_flight = 0
+        self._senders: set[asyncio.Task[None]] = set()
 
     def _keys(self, strategy: str, key: str) -> tuple[str, ...]:
         if strategy == "sliding-window-counter":
@@ -242,15 +246,24 @@ class RedisWindows:
         ]
 
     async def _call(self, strategy: str, keys: list[str], args: list[float]) -> Any:
-        if self._in_flight:  # wait, and go with the next round trip
+        if self._in_flight >= MAX_IN_FLIGHT:  # wait, and go with the next round trip
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending.append((strategy, keys, args, future))
             return await future
-        self._in_flight = True  # alone: a plain EVALSHA, sent from this task at once
+        self._in_flight += 1  # a plain EVALSHA, sent from this task at once
         try:
             return await self._evalsha(strategy, keys, args)
         finally:
             self._next()
+
+    def _next(self) -> None:
+        """A round trip ended: the checks that queued meanwhile take its place, together."""
+        if self._pending:
+            sender = asyncio.get_running_loop().create_task(self._send())
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        else:
+            self._in_flight -= 1
 
     async def _evalsha(self, strategy: str, keys: list[str], args: list[float]) -> Any:
         try:
@@ -258,13 +271,6 @@ class RedisWindows:
         except NoScriptError:  # a restarted Redis forgot the scripts
             await self._load_scripts()
             return await self.client.evalsha(self._shas[strategy], len(keys), *keys, *args)
-
-    def _next(self) -> None:
-        """The round trip ended: send what queued meanwhile, or be idle."""
-        if self._pending:
-            self._sender = asyncio.get_running_loop().create_task(self._send())
-        else:
-            self._in_flight = False
 
     async def _send(self) -> None:
         batch, self._pending = self._pending, []
@@ -309,8 +315,7 @@ class RedisWindows:
         await self.client.ping()
 
     async def close(self) -> None:
-        if self._sender is not None:
-            await asyncio.gather(self._sender, return_exceptions=True)
+        await asyncio.gather(*self._senders, return_exceptions=True)
         await self.client.aclose()
 
 

@@ -18,11 +18,10 @@ from prometheus_client import CollectorRegistry
 from .ai.providers import ProviderConfigError
 from .ai.service import AISettings, Outcome, Synthesizer
 from .ai.usage import UsageBook
-from .core.ai_answer import AIAnswer
 from .core.ai_prompt import GenerationRequest, nearest_examples
 from .core.config import Config
 from .core.library import MockLibrary
-from .core.mockwriter import append_mock, dump_mocks, literal
+from .core.mockwriter import append_mock, dump_mocks, mock_from_answer
 from .core.templating import TemplateEngine
 
 
@@ -34,25 +33,6 @@ class GenerateArgs:
     schema_hint: str = ""
     complexity: str = "medium"
     body: Any = None
-
-
-def mock_from_answer(greq: GenerationRequest, answer: AIAnswer) -> dict[str, Any]:
-    """A mock that answers `greq` with `answer` (text that looks like a template stays text)."""
-    request: dict[str, Any] = {"method": greq.method.upper(), "path": greq.path}
-    if greq.host:
-        request["host"] = greq.host
-    if greq.query:
-        request["query"] = dict(greq.query)
-    response: dict[str, Any] = {"status": answer.status}
-    if answer.headers:
-        response["headers"] = answer.headers
-    if answer.body is not None:
-        response["body"] = literal(answer.body)
-    return {
-        "name": f"AI: {greq.method.upper()} {greq.path}",
-        "request": request,
-        "response": response,
-    }
 
 
 async def generate(

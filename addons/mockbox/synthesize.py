@@ -17,7 +17,7 @@ from .ai.stores import MemoryCounters, MemoryJsonStore
 from .ai.usage import Budget, UsageBook
 from .core.ai_answer import AIAnswer
 from .core.ai_prompt import GenerationRequest, nearest_examples
-from .core.mockwriter import append_mock, host_file_name, literal
+from .core.mockwriter import append_mock, host_file_name, mock_from_answer
 from .core.render import Rendered, encode_body
 from .core.request import RequestView
 from .core.templating import TemplateEngine
@@ -146,23 +146,7 @@ class Synthesize:
         if library is None:
             return None
         target = library.root / GENERATED_FOLDER / host_file_name(greq.host)
-        request: dict[str, Any] = {
-            "method": greq.method.upper(),
-            "host": greq.host,
-            "path": greq.path,
-        }
-        if greq.query:
-            request["query"] = dict(greq.query)
-        response: dict[str, Any] = {"status": result.status}
-        if result.headers:
-            response["headers"] = result.headers
-        if result.body is not None:
-            response["body"] = literal(result.body)
-        mock = {
-            "name": f"AI: {greq.method.upper()} {greq.path}",
-            "request": request,
-            "response": response,
-        }
+        mock = mock_from_answer(greq, result)
         header = "# Answers synthesized by MockBox's AI; review, edit and keep what is good.\n"
         try:
             append_mock(target, mock, header)

@@ -10,6 +10,9 @@ from typing import Any
 
 import yaml
 
+from .ai_answer import AIAnswer
+from .ai_prompt import GenerationRequest
+
 _HOST_FILE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -58,3 +61,22 @@ def append_mock(path: Path, mock: dict[str, Any], header: str = "") -> None:
 
 def host_file_name(host: str) -> str:
     return (_HOST_FILE.sub("_", host.lower()) or "any-host") + ".yaml"
+
+
+def mock_from_answer(greq: GenerationRequest, answer: AIAnswer) -> dict[str, Any]:
+    """A mock that answers `greq` with `answer` (text that looks like a template stays text)."""
+    request: dict[str, Any] = {"method": greq.method.upper(), "path": greq.path}
+    if greq.host:
+        request["host"] = greq.host
+    if greq.query:
+        request["query"] = dict(greq.query)
+    response: dict[str, Any] = {"status": answer.status}
+    if answer.headers:
+        response["headers"] = answer.headers
+    if answer.body is not None:
+        response["body"] = literal(answer.body)
+    return {
+        "name": f"AI: {greq.method.upper()} {greq.path}",
+        "request": request,
+        "response": response,
+    }

@@ -9,6 +9,7 @@ from .metrics import Metrics
 from .mocks import MockServer
 from .provenance import Provenance
 from .settings import Settings
+from .synthesize import Synthesize
 
 
 def build() -> list[Any]:
@@ -16,10 +17,12 @@ def build() -> list[Any]:
     settings = Settings()
     metrics = Metrics()
     mocks = MockServer(settings, metrics)
+    synthesize = Synthesize(settings, metrics, mocks)
     return [
         settings,
         mocks,
+        synthesize,
         Provenance(),
         metrics,
-        AdminServer(settings, metrics, mocks),
+        AdminServer(settings, metrics, mocks, synthesize),
     ]

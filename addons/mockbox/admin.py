@@ -22,15 +22,22 @@ from . import __version__
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalInt, OptionalStr, Settings
+from .state import SharedState
 
 logger = logging.getLogger(__name__)
 
 
+type Route = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
+
+
 class AdminServer:
-    def __init__(self, settings: Settings, metrics: Metrics, mocks: MockServer) -> None:
-        self.settings, self.metrics, self.mocks = settings, metrics, mocks
+    def __init__(
+        self, settings: Settings, metrics: Metrics, mocks: MockServer, state: SharedState
+    ) -> None:
+        self.settings, self.metrics, self.mocks, self.state = settings, metrics, mocks, state
         self._server: tornado.httpserver.HTTPServer | None = None
         self.bound: tuple[str, int] | None = None
+        self.routes: list[Route] = []  # /api/... routes that features add (see stack.build)
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -74,6 +81,7 @@ class AdminServer:
             [
                 (r"/healthz", HealthHandler, {"admin": self}),
                 (r"/metrics", MetricsHandler, {"admin": self}),
+                *self.routes,
             ]
         )
         try:
@@ -105,7 +113,7 @@ class AdminServer:
             given.encode(), self.token.encode()
         )
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         library = self.mocks.library
         problems = library.problems if library else []
         return {
@@ -120,7 +128,7 @@ class AdminServer:
                 "problems": [p.to_json() for p in problems],
             },
             "unmatched": self.mocks.unmatched,
-            "redis": "configured" if self.settings.redis_url else "disabled",
+            "redis": await self.state.status(),
             "proxy": {"mode": list(ctx.options.mode)},
         }
 
@@ -138,9 +146,36 @@ class _AdminHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(payload, indent=2))
 
 
+class ApiHandler(_AdminHandler):
+    """Base of /api/... handlers: a token, when set, is required; errors are JSON."""
+
+    def prepare(self) -> None:
+        if not self.admin.authorized(self.request.headers.get("Authorization")):
+            self.set_header("WWW-Authenticate", "Bearer")
+            self.write_json(
+                {"error": "UNAUTHORIZED", "message": "send Authorization: Bearer <admin token>"},
+                401,
+            )
+
+    def json_body(self) -> dict[str, Any] | None:
+        """The request body as a JSON object; None (after answering 400) when it is not one."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            self.write_json({"error": "BAD_REQUEST", "message": f"invalid JSON: {e}"}, 400)
+            return None
+        if not isinstance(body, dict):
+            self.write_json({"error": "BAD_REQUEST", "message": "expected a JSON object"}, 400)
+            return None
+        return body
+
+    def bad_request(self, message: str) -> None:
+        self.write_json({"error": "BAD_REQUEST", "message": message}, 400)
+
+
 class HealthHandler(_AdminHandler):
-    def get(self) -> None:
-        self.write_json(self.admin.health())
+    async def get(self) -> None:
+        self.write_json(await self.admin.health())
 
 
 class MetricsHandler(_AdminHandler):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, cachecli
 from .core.config import ConfigError, load_config
 
 
@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     validate.set_defaults(handler=_cmd_validate)
+    cachecli.add_parser(sub)
     return parser
 
 

@@ -5,21 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from .admin import AdminServer
+from .cache import ResponseCache
+from .cacheapi import cache_routes
+from .cdn import MockCdnHeaders
 from .metrics import Metrics
 from .mocks import MockServer
 from .provenance import Provenance
 from .settings import Settings
+from .state import SharedState
 
 
 def build() -> list[Any]:
     """Request hooks run in list order; the first addon that answers ends the chain."""
     settings = Settings()
     metrics = Metrics()
+    state = SharedState(settings)
     mocks = MockServer(settings, metrics)
+    cache = ResponseCache(settings, metrics, state, mocks)
+    admin = AdminServer(settings, metrics, mocks, state)
+    admin.routes += cache_routes(admin, cache)
     return [
         settings,
+        state,
         mocks,
+        cache,
+        MockCdnHeaders(settings, mocks),
         Provenance(),
         metrics,
-        AdminServer(settings, metrics, mocks),
+        admin,
     ]

@@ -27,6 +27,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_ADMIN_HOST": ("admin", "host"),
     "MOCKBOX_ADMIN_PORT": ("admin", "port"),
     "MOCKBOX_ADMIN_TOKEN": ("admin", "token"),
+    "MOCKBOX_CACHE_ENABLED": ("cache", "enabled"),
 }
 
 

@@ -244,12 +244,14 @@ class ResponseCache:
     def _answer(
         self, flow: http.HTTPFlow, st: _FlowState, entry: Entry, status: str, now: float
     ) -> None:
-        age = str(int(entry.freshness.age(now)))
+        age = b"%d" % entry.freshness.age(now)
         flow.response = http.Response(
             b"HTTP/1.1",
             entry.status,
             entry.reason.encode("ascii", "replace"),
-            make_headers([*entry.headers, ("Age", age), ("X-Cache-Status", status)]),
+            http.Headers(
+                [*entry.wire_headers, (b"Age", age), (b"X-Cache-Status", status.encode())]
+            ),
             entry.body,
             None,
             now,
@@ -332,7 +334,8 @@ class ResponseCache:
             await self._release(st)
         if st.status != _REFRESH:
             self.metrics.by_status[st.status].inc()
-            response.headers["X-Cache-Status"] = st.status
+            if st.status not in (HIT, STALE):  # those were answered with it
+                response.headers["X-Cache-Status"] = st.status
 
     async def error(self, flow: http.HTTPFlow) -> None:
         st: _FlowState | None = flow.metadata.get(_STATE)

@@ -18,6 +18,7 @@ from .state import StateBackend, glob_escape
 logger = logging.getLogger(__name__)
 
 PREFIX = "mockbox:cache:"
+_DECODED_MAX = 1024  # entries kept decoded, so hot keys skip decoding
 ENTRIES = PREFIX + "e:"
 LOCKS = PREFIX + "lock:"
 
@@ -26,6 +27,7 @@ class CacheStore:
     def __init__(self, backend: Callable[[], StateBackend], compress_min_bytes: int) -> None:
         self._backend = backend  # read on every call: the backend changes with the Redis URL
         self.compress_min_bytes = compress_min_bytes
+        self._decoded: dict[str, tuple[bytes, Entry | VaryRecord]] = {}
 
     @property
     def backend(self) -> StateBackend:
@@ -42,12 +44,19 @@ class CacheStore:
         data = await self.backend.get(ENTRIES + key)
         if data is None:
             return None
+        known = self._decoded.get(key)
+        if known is not None and (known[0] is data or known[0] == data):
+            return known[1]
         try:
-            return decode(data)
+            record = decode(data)
         except EntryFormatError as e:
             logger.warning(f"mockbox: dropping unreadable cache entry {key!r}: {e}")
             await self.backend.delete(ENTRIES + key)
             return None
+        if len(self._decoded) >= _DECODED_MAX:
+            self._decoded.clear()
+        self._decoded[key] = (data, record)
+        return record
 
     async def save(self, base: str, headers: Headers, entry: Entry) -> int:
         """Store `entry` for the request with these headers; returns the bytes written."""

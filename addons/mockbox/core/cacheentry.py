@@ -11,6 +11,7 @@ import json
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 
 from .cachepolicy import Freshness
 
@@ -24,7 +25,7 @@ class EntryFormatError(ValueError):
     """Bytes that are not a cache entry (another version wrote them, or a foreign key)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Entry:
     status: int
     reason: str
@@ -32,6 +33,11 @@ class Entry:
     body: bytes
     freshness: Freshness
     vary: tuple[str, ...] = ()
+
+    @cached_property
+    def wire_headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The headers as bytes, encoded once however often the entry is served."""
+        return tuple((k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in self.headers)
 
     def encode(self, compress_min_bytes: int) -> bytes:
         compressed = len(self.body) >= compress_min_bytes and not any(

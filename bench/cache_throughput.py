@@ -1,0 +1,163 @@
+"""Cache-HIT throughput beside the floor and mock serving, in one run.
+
+    .venv/bin/python bench/cache_throughput.py [--duration 5] [--rounds 3] [--connections 8]
+
+Rows: (a) the floor (lean master, fixed response), (b) a templated mock, (c) a cache HIT on the
+memory backend, (d) a cache HIT on Redis (a private redis-server on a free port). The cache
+rows run `--unmatched upstream` over the same 10 mocks as (b), so every request is first
+looked up in the mock index and then answered from the cache; a local upstream answers
+`Cache-Control: max-age=3600` and is asked once per server start. Rows are interleaved round
+by round and the median of the rounds is printed, because these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BIN, REPO, Result, free_port, median_result, print_table, server, wait_port, wrk
+from mock_throughput import TARGET, write_mocks
+
+BODY = b'{"id": 42, "name": "user-42"}'
+
+
+class Origin(BaseHTTPRequestHandler):
+    """The upstream: a cacheable answer the size of the mock's."""
+
+    protocol_version = "HTTP/1.1"
+    hits = 0
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        Origin.hits += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Cache-Control", "max-age=3600")
+        self.send_header("Content-Length", str(len(BODY)))
+        self.end_headers()
+        self.wfile.write(BODY)
+
+
+def warm(proxy_port: int, url: str) -> str:
+    """One request through the proxy, so the next ones are hits; returns X-Cache-Status."""
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy_port}"})
+    )
+    with opener.open(url, timeout=10) as r:
+        r.read()
+    with opener.open(url, timeout=10) as r:
+        r.read()
+        return str(r.headers.get("X-Cache-Status"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=8)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="mockbox-bench-cache-"))
+    write_mocks(work / "m10", 10)
+    confdir = work / "conf"
+
+    origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
+    threading.Thread(target=origin.serve_forever, daemon=True).start()
+    cached_url = f"http://127.0.0.1:{origin.server_address[1]}/users/42"
+
+    redis_port = free_port()
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        raise SystemExit("redis-server is not installed: apt-get install redis-server")
+    redis = subprocess.Popen(
+        [
+            redis_bin,
+            "--port",
+            str(redis_port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--dir",
+            str(work),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    wait_port(redis_port, redis)
+
+    def mockbox(*extra: str) -> Callable[[int], list[str]]:
+        return lambda port: [
+            str(BIN / "mockbox"),
+            "run",
+            "--mocks",
+            str(work / "m10"),
+            "--port",
+            str(port),
+            "--admin-port",
+            "0",
+            "--set",
+            f"confdir={confdir}",
+            "--set",
+            "termlog_verbosity=error",
+            *extra,
+        ]
+
+    rows: dict[str, tuple[Callable[[int], list[str]], str]] = {
+        "(a) floor: lean master, fixed response": (
+            lambda p: [sys.executable, str(REPO / "bench" / "floor.py"), str(p)],
+            TARGET,
+        ),
+        "(b) mockbox run, templated mock, 10 mocks": (mockbox(), TARGET),
+        "(c) mockbox run, cache HIT, memory": (mockbox("--unmatched", "upstream"), cached_url),
+        "(d) mockbox run, cache HIT, redis": (
+            mockbox("--unmatched", "upstream", "--redis", f"redis://127.0.0.1:{redis_port}/0"),
+            cached_url,
+        ),
+    }
+    runs: dict[str, list[Result]] = {name: [] for name in rows}
+    try:
+        for round_no in range(args.rounds):
+            for name, (cmd, url) in rows.items():
+                port = free_port()
+                with server(cmd(port), port):
+                    if url == cached_url and (state := warm(port, url)) != "HIT":
+                        raise SystemExit(f"{name}: expected a cache HIT, got {state}")
+                    result = wrk(
+                        url, proxy_port=port, duration=args.duration, connections=args.connections
+                    )
+                runs[name].append(result)
+                print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+        origin.shutdown()
+
+    med = {name: median_result(r) for name, r in runs.items()}
+    print_table(
+        med,
+        f"median of {args.rounds} rounds, {args.duration}s each, "
+        f"{args.connections} connections, wrk -t1 through the proxy",
+    )
+    a, b, c, d = med.values()
+    print(f"\nc/b (cache HIT memory vs mock)     {c.rps / b.rps:.3f}   aim >= 1.0")
+    print(f"d/b (cache HIT redis vs mock)      {d.rps / b.rps:.3f}")
+    print(f"c/a (cache HIT memory vs floor)    {c.rps / a.rps:.3f}")
+    # The memory rows ask once per server start; Redis keeps its entry from round to round.
+    print(f"upstream requests: {Origin.hits} (expected {args.rounds + 1})")
+
+
+if __name__ == "__main__":
+    main()

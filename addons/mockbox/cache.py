@@ -234,7 +234,7 @@ class ResponseCache:
         elif state == "stale-while-revalidate":
             self._answer(flow, st, entry, STALE, now)
             if not waited:
-                self._start(self._refresh_in_background(flow, st))
+                self._start(self._refresh_in_background(flow.client_conn, flow.request.copy(), st))
         elif state == "stale-if-error" and waited:  # whoever led just failed to refresh it
             self._answer(flow, st, entry, STALE, now)
         else:
@@ -263,13 +263,15 @@ class ResponseCache:
 
     # --- refreshing stale answers ---------------------------------------------------------------
 
-    async def _refresh_in_background(self, flow: http.HTTPFlow, st: _FlowState) -> None:
+    async def _refresh_in_background(
+        self, client: connection.Client, request: http.Request, st: _FlowState
+    ) -> None:
         assert st.base is not None
         lead = await self.coalescer.try_lead(st.base)
         if lead is None:  # a refresh of this key already runs (here or in another instance)
             return
         try:
-            await self._refresh(flow, st)
+            await self._refresh(client, request, st)
         finally:
             await lead.release()
 
@@ -277,7 +279,7 @@ class ResponseCache:
         self, flow: http.HTTPFlow, st: _FlowState, stale: Entry, lead: Lead
     ) -> None:
         try:
-            refreshed = await self._refresh(flow, st)
+            refreshed = await self._refresh(flow.client_conn, flow.request.copy(), st)
         finally:
             await lead.release()
         if refreshed is None:
@@ -288,11 +290,13 @@ class ResponseCache:
             flow.metadata[SOURCE] = refreshed.metadata[SOURCE]
         st.may_store = False  # the refresh stored it
 
-    async def _refresh(self, flow: http.HTTPFlow, st: _FlowState) -> http.HTTPFlow | None:
-        """Replay the request to the upstream; the response hook stores the answer.
+    async def _refresh(
+        self, client: connection.Client, request: http.Request, st: _FlowState
+    ) -> http.HTTPFlow | None:
+        """Replay `request` (a copy) to the upstream; the response hook stores the answer.
         None when the upstream failed (no answer, or 500/502/503/504)."""
-        refresh = http.HTTPFlow(flow.client_conn, connection.Server(address=None))
-        refresh.request = flow.request.copy()
+        refresh = http.HTTPFlow(client, connection.Server(address=None))
+        refresh.request = request
         for name in _CONDITIONAL:
             refresh.request.headers.pop(name, None)
         refresh.is_replay = "request"
@@ -303,7 +307,10 @@ class ResponseCache:
                 ReplayHandler(refresh, ctx.options).replay(), self.refresh_timeout
             )
         except TimeoutError:
-            refresh.kill()
+            if refresh.killable:
+                refresh.kill()
+        except Exception:  # a failed refresh must never take the proxy down
+            logger.exception(f"mockbox: refreshing {request.pretty_url} failed")
         response = refresh.response
         ok = (
             response is not None

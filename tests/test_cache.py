@@ -374,3 +374,21 @@ def test_redis_down_degrades_to_uncached(
     assert upstream.count("/x") == 2
     assert requests.get(f"{box.admin}/api/cache", timeout=5).status_code == 503
     assert "mockbox_cache_backend_errors_total" in box.metrics()
+
+
+def test_bad_cache_configuration_is_a_clear_error(tmp_path: Path) -> None:
+    for text, message in (
+        ("cache:\n  lock_timeout: 0\n", "cache.lock_timeout must be greater than 0"),
+        ("cache:\n  default_ttl: -5\n", "cache.default_ttl must be 0 or more"),
+        ("cache:\n  rules: [{path: v1, ttl: 5}]\n", "cache.rules[0].path must be a path glob"),
+    ):
+        config = tmp_path / "bad.yaml"
+        config.write_text(text)
+        out = subprocess.run(
+            [str(BIN / "mockbox"), "run", "--config", str(config), "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=clean_env(),
+        )
+        assert out.returncode == 2 and message in out.stderr, out.stderr

@@ -34,6 +34,7 @@ from mockbox.core.cachepolicy import (
     wants_refresh,
     with_cdn,
 )
+from mockbox.core.config import load_config
 from mockbox.core.model import HostPattern
 from mockbox.core.pathtemplate import PathTemplate
 from mockbox.core.request import Headers
@@ -260,6 +261,12 @@ def test_rules_parse_and_match() -> None:
             parse_rules([bad])
     with pytest.raises(CachePolicyError, match="list"):
         parse_rules({"path": "/x"})
+
+
+def test_cache_configuration_from_the_environment() -> None:
+    config = load_config(None, {"MOCKBOX_CACHE_ENABLED": "false"})
+    assert config.get("cache", "enabled") is False
+    assert load_config(None, {}).get("cache", "rules") == []
 
 
 def test_literal_prefix_of_mock_paths() -> None:

@@ -63,6 +63,17 @@ _ORIGIN_ERRORS = frozenset({500, 502, 503, 504})  # RFC 5861 section 4
 # A refresh must get a full answer, whatever validators the client sent.
 _CONDITIONAL = ("if-none-match", "if-modified-since", "if-match", "if-unmodified-since", "if-range")
 
+_NUMBERS = (
+    "default_ttl",
+    "stale_while_revalidate",
+    "stale_if_error",
+    "max_body_bytes",
+    "compress_min_bytes",
+    "lock_timeout",
+    "refresh_timeout",
+)
+_POSITIVE = frozenset({"lock_timeout", "refresh_timeout"})
+
 HIT, MISS, STALE, BYPASS = "HIT", "MISS", "STALE", "BYPASS"
 _REFRESH = "REFRESH"  # a flow the cache made itself; nobody sees its X-Cache-Status
 
@@ -147,22 +158,26 @@ class ResponseCache:
     def configure(self, updated: set[str]) -> None:
         if "mockbox_config" not in updated:
             return
-        get = self.settings.config.get
+        config = self.settings.config.get("cache")
         try:
-            rules = parse_rules(get("cache", "rules"))
+            rules = parse_rules(config["rules"])
         except CachePolicyError as e:
             raise exceptions.OptionsError(f"configuration: {e}") from e
-        self.enabled = bool(get("cache", "enabled"))
+        for name in _NUMBERS:
+            if config[name] < 0 or (name in _POSITIVE and config[name] == 0):
+                least = "greater than 0" if name in _POSITIVE else "0 or more"
+                raise exceptions.OptionsError(f"configuration: cache.{name} must be {least}")
+        self.enabled = bool(config["enabled"])
         self.rules = rules
         self.defaults = Defaults(
-            ttl=int(get("cache", "default_ttl")),
-            stale_while_revalidate=int(get("cache", "stale_while_revalidate")),
-            stale_if_error=int(get("cache", "stale_if_error")),
-            max_body_bytes=int(get("cache", "max_body_bytes")),
+            ttl=int(config["default_ttl"]),
+            stale_while_revalidate=int(config["stale_while_revalidate"]),
+            stale_if_error=int(config["stale_if_error"]),
+            max_body_bytes=int(config["max_body_bytes"]),
         )
-        self.store.compress_min_bytes = int(get("cache", "compress_min_bytes"))
-        self.coalescer.timeout = float(get("cache", "lock_timeout"))
-        self.refresh_timeout = float(get("cache", "refresh_timeout"))
+        self.store.compress_min_bytes = int(config["compress_min_bytes"])
+        self.coalescer.timeout = float(config["lock_timeout"])
+        self.refresh_timeout = float(config["refresh_timeout"])
 
     async def done(self) -> None:
         for task in list(self._tasks):

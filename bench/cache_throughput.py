@@ -12,7 +12,6 @@ by round and the median of the rounds is printed, because these machines are sha
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import subprocess
 import sys
@@ -26,7 +25,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, REPO, Result, free_port, median_result, print_table, server, wait_port, wrk
+from common import (
+    Row,
+    bench_arguments,
+    floor_command,
+    free_port,
+    mockbox_command,
+    run_rows,
+    wait_port,
+)
 from mock_throughput import TARGET, write_mocks
 
 BODY = b'{"id": 42, "name": "user-42"}'
@@ -51,32 +58,32 @@ class Origin(BaseHTTPRequestHandler):
         self.wfile.write(BODY)
 
 
-def warm(proxy_port: int, url: str) -> str:
-    """One request through the proxy, so the next ones are hits; returns X-Cache-Status."""
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy_port}"})
-    )
-    with opener.open(url, timeout=10) as r:
-        r.read()
-    with opener.open(url, timeout=10) as r:
-        r.read()
-        return str(r.headers.get("X-Cache-Status"))
+def expect_hit(url: str) -> Callable[[int], None]:
+    """Before measuring: ask twice through the proxy; the second answer must be a HIT."""
+
+    def prepare(proxy_port: int) -> None:
+        opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy_port}"})
+        )
+        for _ in range(2):
+            with opener.open(url, timeout=10) as r:
+                r.read()
+                state = r.headers.get("X-Cache-Status")
+        if state != "HIT":
+            raise SystemExit(f"expected a cache HIT for {url}, got {state}")
+
+    return prepare
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--connections", type=int, default=8)
-    args = ap.parse_args()
-
+    args = bench_arguments(__doc__.splitlines()[0])
     work = Path(tempfile.mkdtemp(prefix="mockbox-bench-cache-"))
     write_mocks(work / "m10", 10)
     confdir = work / "conf"
 
     origin = ThreadingHTTPServer(("127.0.0.1", 0), Origin)
     threading.Thread(target=origin.serve_forever, daemon=True).start()
-    cached_url = f"http://127.0.0.1:{origin.server_address[1]}/users/42"
+    cached = f"http://127.0.0.1:{origin.server_address[1]}/users/42"
 
     redis_port = free_port()
     redis_bin = shutil.which("redis-server")
@@ -97,60 +104,30 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     wait_port(redis_port, redis)
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
 
-    def mockbox(*extra: str) -> Callable[[int], list[str]]:
-        return lambda port: [
-            str(BIN / "mockbox"),
-            "run",
-            "--mocks",
-            str(work / "m10"),
-            "--port",
-            str(port),
-            "--admin-port",
-            "0",
-            "--set",
-            f"confdir={confdir}",
-            "--set",
-            "termlog_verbosity=error",
-            *extra,
-        ]
-
-    rows: dict[str, tuple[Callable[[int], list[str]], str]] = {
-        "(a) floor: lean master, fixed response": (
-            lambda p: [sys.executable, str(REPO / "bench" / "floor.py"), str(p)],
-            TARGET,
+    rows = {
+        "(a) floor: lean master, fixed response": Row(floor_command, TARGET),
+        "(b) mockbox run, templated mock, 10 mocks": Row(
+            mockbox_command(work / "m10", confdir), TARGET
         ),
-        "(b) mockbox run, templated mock, 10 mocks": (mockbox(), TARGET),
-        "(c) mockbox run, cache HIT, memory": (mockbox("--unmatched", "upstream"), cached_url),
-        "(d) mockbox run, cache HIT, redis": (
-            mockbox("--unmatched", "upstream", "--redis", f"redis://127.0.0.1:{redis_port}/0"),
-            cached_url,
+        "(c) mockbox run, cache HIT, memory": Row(
+            mockbox_command(work / "m10", confdir, "--unmatched", "upstream"),
+            cached,
+            expect_hit(cached),
+        ),
+        "(d) mockbox run, cache HIT, redis": Row(
+            mockbox_command(work / "m10", confdir, "--unmatched", "upstream", "--redis", redis_url),
+            cached,
+            expect_hit(cached),
         ),
     }
-    runs: dict[str, list[Result]] = {name: [] for name in rows}
     try:
-        for round_no in range(args.rounds):
-            for name, (cmd, url) in rows.items():
-                port = free_port()
-                with server(cmd(port), port):
-                    if url == cached_url and (state := warm(port, url)) != "HIT":
-                        raise SystemExit(f"{name}: expected a cache HIT, got {state}")
-                    result = wrk(
-                        url, proxy_port=port, duration=args.duration, connections=args.connections
-                    )
-                runs[name].append(result)
-                print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
+        med = run_rows(rows, args)
     finally:
         redis.terminate()
         redis.wait(timeout=10)
         origin.shutdown()
-
-    med = {name: median_result(r) for name, r in runs.items()}
-    print_table(
-        med,
-        f"median of {args.rounds} rounds, {args.duration}s each, "
-        f"{args.connections} connections, wrk -t1 through the proxy",
-    )
     a, b, c, d = med.values()
     print(f"\nc/b (cache HIT memory vs mock)     {c.rps / b.rps:.3f}   aim >= 1.0")
     print(f"d/b (cache HIT redis vs mock)      {d.rps / b.rps:.3f}")

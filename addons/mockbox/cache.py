@@ -73,6 +73,7 @@ _NUMBERS = (
     "refresh_timeout",
 )
 _POSITIVE = frozenset({"lock_timeout", "refresh_timeout"})
+_WARN_EVERY = 30.0  # seconds between warnings that the state backend fails
 
 HIT, MISS, STALE, BYPASS = "HIT", "MISS", "STALE", "BYPASS"
 _REFRESH = "REFRESH"  # a flow the cache made itself; nobody sees its X-Cache-Status
@@ -153,6 +154,7 @@ class ResponseCache:
         self.store = CacheStore(lambda: state.backend, compress_min_bytes=1024)
         self.coalescer = Coalescer(lambda: state.backend, LOCKS, 10.0, self.metrics.coalesced.inc)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._warned_at = -_WARN_EVERY
         mocks.reload_listeners.append(self._mocks_changed)
 
     def configure(self, updated: set[str]) -> None:
@@ -422,7 +424,10 @@ class ResponseCache:
 
     def _backend_failed(self, st: _FlowState, error: StateError) -> None:
         self.metrics.errors.inc()
-        logger.warning(f"mockbox: cache unavailable, answering uncached: {error}")
+        now = time.monotonic()
+        if now - self._warned_at > _WARN_EVERY:  # every request fails alike: say it now and then
+            self._warned_at = now
+            logger.warning(f"mockbox: cache unavailable, answering uncached: {error}")
         st.status = BYPASS
         st.may_store = False
 
@@ -465,7 +470,7 @@ class ResponseCache:
     async def _purge_logged(self, host: str | None, path_prefix: str | None) -> None:
         try:
             await self.purge(host, path_prefix)
-        except StateError as e:
+        except (StateError, ValueError) as e:
             logger.warning(f"mockbox: cache purge failed: {e}")
 
     async def stats(self) -> dict[str, Any]:

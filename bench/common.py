@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -12,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +71,13 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # CPU per request of the server (and watched processes)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -138,31 +147,93 @@ def median_result(results: list[Result]) -> Result:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
 
 
 def print_table(rows: dict[str, Result], title: str) -> None:
     print(f"\n{title}")
-    print(f"{'row':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'row':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11}")
     for name, r in rows.items():
-        print(f"{name:<48} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+        print(
+            f"{name:<48} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} "
+            f"{r.cpu_us:>11.0f}"
+        )
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) a process has used so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def bench_arguments(description: str) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=8)
+    return ap.parse_args()
 
 
-def interleaved(
-    rounds: int, rows: Iterable[str], run: Callable[[str], Result]
-) -> dict[str, Result]:
-    """Run every row once per round, rows interleaved (the machine's noise then spreads over
-    all of them), and give each row's median."""
+def floor_command(port: int) -> list[str]:
+    return [sys.executable, str(REPO / "bench" / "floor.py"), str(port)]
+
+
+# Rate limits off unless a row sets its own (bench/ratelimit_cost.py): wrk's one client, at
+# hundreds of requests a second, would meet the default limits.
+NO_RATE_LIMITS = ("--set", "mockbox_rate_limit_public=none", "--set", "mockbox_rate_limit_ai=none")
+
+
+def mockbox_command(mocks: Path, confdir: Path, *extra: str) -> Callable[[int], list[str]]:
+    """`mockbox run` over `mocks` on the port it is given, without the admin server."""
+    return lambda port: [
+        str(BIN / "mockbox"),
+        "run",
+        "--mocks",
+        str(mocks),
+        "--port",
+        str(port),
+        "--admin-port",
+        "0",
+        "--set",
+        f"confdir={confdir}",
+        "--set",
+        "termlog_verbosity=error",
+        *NO_RATE_LIMITS,
+        *extra,
+    ]
+
+
+@dataclass(frozen=True)
+class Row:
+    command: Callable[[int], list[str]]  # the server's command line for a port
+    url: str  # what wrk asks for through it
+    prepare: Callable[[int], None] | None = None  # run against the port before measuring
+    lua: str | None = None  # a wrk script (after wrk.path is set)
+    watch: tuple[int, ...] = ()  # other processes whose CPU counts, such as a redis-server
+
+
+def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result]:
+    """Every row once per round, rows interleaved; prints and returns the medians."""
     runs: dict[str, list[Result]] = {name: [] for name in rows}
-    for round_no in range(rounds):
-        for name in runs:
-            result = run(name)
+    for round_no in range(args.rounds):
+        for name, row in rows.items():
+            port = free_port()
+            with server(row.command(port), port) as proc:
+                if row.prepare is not None:
+                    row.prepare(port)
+                pids = (proc.pid, *row.watch)
+                before = sum(cpu_seconds(pid) for pid in pids)
+                result = wrk(
+                    row.url,
+                    proxy_port=port,
+                    duration=args.duration,
+                    connections=args.connections,
+                    lua=row.lua,
+                )
+                used = sum(cpu_seconds(pid) for pid in pids) - before
+            served = max(1.0, result.rps * args.duration)
+            result = dataclasses.replace(result, cpu_us=used / served * 1e6)
             runs[name].append(result)
             print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
-    return {name: median_result(r) for name, r in runs.items()}
+    med = {name: median_result(r) for name, r in runs.items()}
+    print_table(
+        med,
+        f"median of {args.rounds} rounds, {args.duration}s each, "
+        f"{args.connections} connections, wrk -t1 through the proxy",
+    )
+    return med

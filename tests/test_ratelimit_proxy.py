@@ -336,3 +336,16 @@ def test_bad_settings_stop_with_a_clear_message(
     )
     assert done.returncode == 2
     assert message in done.stderr and "pw" not in done.stderr
+
+
+def test_requests_that_reach_ai_synthesis_count_in_the_ai_tier(boxes: Boxes) -> None:
+    config = "rate_limit: {ai: {limit: 2/minute}, public: {limit: 5/minute}}\n"
+    box = boxes(config, "--unmatched", "ai")
+    synthesized = [box.get("http://api.test/v1/things/3") for _ in range(3)]
+    assert [r.headers["X-MockBox-Source"] for r in synthesized[:2]] == ["ai", "ai"]
+    assert synthesized[0].headers["RateLimit-Policy"] == '"ai";q=2;w=60'
+    assert synthesized[2].status_code == 429
+    assert synthesized[2].json()["error"] == "AI_RATE_LIMIT_EXCEEDED"
+    mocked = box.get(URL)  # a mock answers: the public tier, untouched by the AI requests
+    assert mocked.headers["RateLimit-Policy"] == '"public";q=5;w=60'
+    assert mocked.headers["X-RateLimit-Remaining"] == "4"

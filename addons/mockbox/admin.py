@@ -21,17 +21,23 @@ from mitmproxy.addonmanager import Loader
 from . import __version__
 from .metrics import Metrics
 from .mocks import MockServer
-from .ratelimit import RateLimiter
 from .settings import OptionalInt, OptionalStr, Settings
+from .state import SharedState
 
 logger = logging.getLogger(__name__)
 
 
+type Route = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
+
+
 class AdminServer:
-    def __init__(self, settings: Settings, metrics: Metrics, mocks: MockServer) -> None:
-        self.settings, self.metrics, self.mocks = settings, metrics, mocks
+    def __init__(
+        self, settings: Settings, metrics: Metrics, mocks: MockServer, state: SharedState
+    ) -> None:
+        self.settings, self.metrics, self.mocks, self.state = settings, metrics, mocks, state
         self._server: tornado.httpserver.HTTPServer | None = None
         self.bound: tuple[str, int] | None = None
+        self.routes: list[Route] = []  # /api/... routes that features add (see stack.build)
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -75,7 +81,7 @@ class AdminServer:
             [
                 (r"/healthz", HealthHandler, {"admin": self}),
                 (r"/metrics", MetricsHandler, {"admin": self}),
-                (r"/api/limits", LimitsHandler, {"admin": self}),
+                *self.routes,
             ]
         )
         try:
@@ -107,7 +113,7 @@ class AdminServer:
             given.encode(), self.token.encode()
         )
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         library = self.mocks.library
         problems = library.problems if library else []
         return {
@@ -122,7 +128,7 @@ class AdminServer:
                 "problems": [p.to_json() for p in problems],
             },
             "unmatched": self.mocks.unmatched,
-            "redis": "configured" if self.settings.redis_url else "disabled",
+            "redis": await self.state.status(),
             "proxy": {"mode": list(ctx.options.mode)},
         }
 
@@ -141,42 +147,35 @@ class _AdminHandler(tornado.web.RequestHandler):
 
 
 class ApiHandler(_AdminHandler):
-    """Every /api call needs the admin token when one is set (compared in constant time)."""
+    """Base of /api/... handlers: a token, when set, is required; errors are JSON."""
 
     def prepare(self) -> None:
         if not self.admin.authorized(self.request.headers.get("Authorization")):
             self.set_header("WWW-Authenticate", "Bearer")
-            self.write_json({"error": "UNAUTHORIZED", "message": "Bearer token required"}, 401)
-
-
-class LimitsHandler(ApiHandler):
-    """Rate limits: configuration, Redis's state, recent violations, top limited clients."""
-
-    async def get(self) -> None:
-        recent = self.query_int("recent", 100, 100_000)
-        if recent is None:
-            return
-        top = self.query_int("top", 10, 100_000)
-        if top is None:
-            return
-        limiter: RateLimiter = ctx.master.addons.get("ratelimiter")
-        self.write_json(await limiter.snapshot(recent, top))
-
-    def query_int(self, name: str, default: int, high: int) -> int | None:
-        """A whole-number query argument in 0..high; None (after answering 400) otherwise."""
-        text = self.get_query_argument(name, str(default))
-        if not text.isdigit() or int(text) > high:
             self.write_json(
-                {"error": "BAD_REQUEST", "message": f"{name} must be a whole number 0..{high}"},
-                400,
+                {"error": "UNAUTHORIZED", "message": "send Authorization: Bearer <admin token>"},
+                401,
             )
+
+    def json_body(self) -> dict[str, Any] | None:
+        """The request body as a JSON object; None (after answering 400) when it is not one."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            self.write_json({"error": "BAD_REQUEST", "message": f"invalid JSON: {e}"}, 400)
             return None
-        return int(text)
+        if not isinstance(body, dict):
+            self.write_json({"error": "BAD_REQUEST", "message": "expected a JSON object"}, 400)
+            return None
+        return body
+
+    def bad_request(self, message: str) -> None:
+        self.write_json({"error": "BAD_REQUEST", "message": message}, 400)
 
 
 class HealthHandler(_AdminHandler):
-    def get(self) -> None:
-        self.write_json(self.admin.health())
+    async def get(self) -> None:
+        self.write_json(await self.admin.health())
 
 
 class MetricsHandler(_AdminHandler):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import command, exceptions, http
@@ -22,7 +23,7 @@ from .settings import OptionalStr, Settings
 
 logger = logging.getLogger(__name__)
 
-UNMATCHED_CHOICES = ("404", "upstream")
+UNMATCHED_CHOICES = ("ai", "404", "upstream")
 UNMATCHED = "mockbox.unmatched"  # flow.metadata key: no mock matched and nothing answered yet
 MATCH = "mockbox.match"  # flow.metadata key: the flow's Match (or None), looked up once
 
@@ -34,6 +35,8 @@ class MockServer:
         self.library: MockLibrary | None = None
         self.unmatched = "404"
         self._watcher: asyncio.Task[None] | None = None
+        # Called after a reload changed what is served (not on the first load).
+        self.reload_listeners: list[Callable[[ReloadReport], None]] = []
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -46,8 +49,8 @@ class MockServer:
             "mockbox_unmatched",
             OptionalStr,
             None,
-            "When no mock matches: 404 (explain the nearest mocks) or upstream "
-            "(forward to the real API). MOCKBOX_UNMATCHED; default 404.",
+            "When no mock matches: ai (synthesize an answer), 404 (explain the nearest "
+            "mocks) or upstream (forward to the real API). MOCKBOX_UNMATCHED; default ai.",
         )
 
     def configure(self, updated: set[str]) -> None:
@@ -81,7 +84,7 @@ class MockServer:
     def reload(self) -> None:
         """Reload changed mock files now."""
         if self.library is not None:
-            self._report(self.library.refresh())
+            self._reloaded(self.library.refresh())
 
     async def _watch(self, interval: float) -> None:
         while True:
@@ -95,7 +98,13 @@ class MockServer:
                 logger.exception("mockbox: reloading mocks failed")
                 continue
             if library is self.library:
-                self._report(report)
+                self._reloaded(report)
+
+    def _reloaded(self, report: ReloadReport) -> None:
+        self._report(report)
+        if report.changed:
+            for listener in self.reload_listeners:
+                listener(report)
 
     def _report(self, report: ReloadReport) -> None:
         assert self.library is not None

@@ -5,23 +5,42 @@ from __future__ import annotations
 from typing import Any
 
 from .admin import AdminServer
+from .aiapi import ai_routes
+from .cache import ResponseCache
+from .cacheapi import cache_routes
+from .cdn import MockCdnHeaders
+from .limitsapi import limits_routes
 from .metrics import Metrics
 from .mocks import MockServer
 from .provenance import Provenance
 from .ratelimit import RateLimiter
 from .settings import Settings
+from .state import SharedState
+from .synthesize import Synthesize
 
 
 def build() -> list[Any]:
     """Request hooks run in list order; the first addon that answers ends the chain."""
     settings = Settings()
     metrics = Metrics()
+    state = SharedState(settings)
     mocks = MockServer(settings, metrics)
+    ratelimit = RateLimiter(settings, metrics, mocks)
+    synthesize = Synthesize(settings, metrics, mocks, state)
+    cache = ResponseCache(settings, metrics, state, mocks)
+    admin = AdminServer(settings, metrics, mocks, state)
+    admin.routes += cache_routes(admin, cache)
+    admin.routes += ai_routes(admin, synthesize)
+    admin.routes += limits_routes(admin, ratelimit)
     return [
         settings,
-        RateLimiter(settings, metrics, mocks),  # first: a refused request goes no further
+        ratelimit,  # first: a refused request goes no further
+        state,
         mocks,
+        cache,
+        synthesize,
+        MockCdnHeaders(settings, mocks),
         Provenance(),
         metrics,
-        AdminServer(settings, metrics, mocks),
+        admin,
     ]

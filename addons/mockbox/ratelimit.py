@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ from mitmproxy.addonmanager import Loader
 from .core.quota import Quota
 from .core.ratelimit import TIERS, RateLimitConfigError, RateLimitPolicy, describe
 from .flows import answer_json, request_view
-from .limiter import Limiter, RateLimitMetrics, StorageUnavailable
+from .limiter import RETRY_INTERVAL, Limiter, RateLimitMetrics, StorageUnavailable
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalStr, Settings
@@ -113,10 +114,9 @@ class RateLimiter:
 
     async def request(self, flow: http.HTTPFlow) -> None:
         policy, limiter = self.policy, self.limiter
-        if flow.response or flow.error or not flow.live or policy is None or limiter is None:
+        if flow.response or flow.error or not flow.live or not (policy and policy.enabled):
             return
-        if not policy.enabled:
-            return
+        assert limiter is not None  # made with the policy
         match = self.mocks.match(flow)
         view = request_view(flow)
         chosen = policy.select(view, match.mock if match else None, self.mocks.unmatched_to_ai)
@@ -128,6 +128,7 @@ class RateLimiter:
         try:
             states = await limiter.hit(chosen, client.identity)
         except StorageUnavailable:
+            retry = math.ceil(RETRY_INTERVAL)  # when Redis is tried again
             answer_json(
                 flow,
                 503,
@@ -135,15 +136,15 @@ class RateLimiter:
                     "error": "RATE_LIMIT_UNAVAILABLE",
                     "message": "Rate limits cannot be checked because Redis is unreachable, "
                     "and rate_limit.on_redis_error is closed. Try again shortly.",
-                    "retry_after": 1,
+                    "retry_after": retry,
                 },
                 "ratelimit",
             )
             assert flow.response is not None
-            flow.response.headers["Retry-After"] = "1"
+            flow.response.headers["Retry-After"] = str(retry)
             return
-        if not states:
-            return  # Redis unreachable and on_redis_error open: not counted
+        if not states or not flow.live:
+            return  # not counted (Redis unreachable, on_redis_error open), or the client left
         quota = Quota.of(chosen, states, time.time())
         flow.metadata[QUOTA] = quota
         if not quota.allowed:

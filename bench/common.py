@@ -173,11 +173,6 @@ def floor_command(port: int) -> list[str]:
     return [sys.executable, str(REPO / "bench" / "floor.py"), str(port)]
 
 
-# Rate limits off unless a row sets its own (bench/ratelimit_cost.py): wrk's one client, at
-# hundreds of requests a second, would meet the default limits.
-NO_RATE_LIMITS = ("--set", "mockbox_rate_limit_public=none", "--set", "mockbox_rate_limit_ai=none")
-
-
 def mockbox_command(mocks: Path, confdir: Path, *extra: str) -> Callable[[int], list[str]]:
     """`mockbox run` over `mocks` on the port it is given, without the admin server."""
     return lambda port: [
@@ -193,7 +188,6 @@ def mockbox_command(mocks: Path, confdir: Path, *extra: str) -> Callable[[int], 
         f"confdir={confdir}",
         "--set",
         "termlog_verbosity=error",
-        *NO_RATE_LIMITS,
         *extra,
     ]
 
@@ -205,6 +199,12 @@ class Row:
     prepare: Callable[[int], None] | None = None  # run against the port before measuring
     lua: str | None = None  # a wrk script (after wrk.path is set)
     watch: tuple[int, ...] = ()  # other processes whose CPU counts, such as a redis-server
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # MOCKBOX_* for the server
+
+
+# Rate limits off unless a row sets its own (bench/ratelimit_cost.py): wrk's one client, at
+# hundreds of requests a second, would meet the default limits.
+RATE_LIMITS_OFF = {"MOCKBOX_RATE_LIMIT_PUBLIC": "none", "MOCKBOX_RATE_LIMIT_AI": "none"}
 
 
 def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result]:
@@ -213,7 +213,7 @@ def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result
     for round_no in range(args.rounds):
         for name, row in rows.items():
             port = free_port()
-            with server(row.command(port), port) as proc:
+            with server(row.command(port), port, {**RATE_LIMITS_OFF, **row.env}) as proc:
                 if row.prepare is not None:
                     row.prepare(port)
                 pids = (proc.pid, *row.watch)

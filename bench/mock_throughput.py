@@ -15,16 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (
-    BIN,
-    NO_RATE_LIMITS,
-    REPO,
-    Row,
-    bench_arguments,
-    floor_command,
-    mockbox_command,
-    run_rows,
-)
+from common import BIN, REPO, Row, bench_arguments, floor_command, mockbox_command, run_rows
 
 TARGET = "http://api.bench.test/users/42"
 TEMPLATED = """
@@ -81,7 +72,6 @@ def main() -> None:
                 "mockbox_admin_port=0",
                 "--set",
                 f"confdir={confdir}",
-                *NO_RATE_LIMITS,
             ],
             TARGET,
         ),

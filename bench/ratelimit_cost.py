@@ -40,7 +40,7 @@ request = function()
   return wrk.format(nil, nil, {{["X-API-Key"] = "client-" .. (n % {CLIENTS})}})
 end
 """
-DEFAULT_LIMIT = ("--set", "mockbox_rate_limit_public=100/minute")
+DEFAULT_LIMIT = {"MOCKBOX_RATE_LIMIT_PUBLIC": "100/minute"}
 
 
 def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -69,7 +69,7 @@ def main() -> None:
     redis_proc, redis_url = start_redis(work)
     flush = redis.Redis.from_url(redis_url).flushall
 
-    def command(*extra: str) -> Row:
+    def row(limits: dict[str, str], *extra: str) -> Row:
         uses_redis = "--redis" in extra
         return Row(
             mockbox_command(work / "mocks", confdir, *extra),
@@ -77,14 +77,15 @@ def main() -> None:
             prepare=(lambda _port: flush()) if uses_redis else None,
             lua=CLIENTS_LUA,
             watch=(redis_proc.pid,) if uses_redis else (),
+            env=limits,
         )
 
     rows = {
-        "(a) limiting off": command(),
-        "(b) limits in memory, moving window": command(*DEFAULT_LIMIT),
-        "(c) limits in Redis, moving window": command(*DEFAULT_LIMIT, "--redis", redis_url),
-        "(d) limits in Redis, sliding window counter": command(
-            *DEFAULT_LIMIT, "--redis", redis_url, "--config", str(sliding)
+        "(a) limiting off": row({}),
+        "(b) limits in memory, moving window": row(DEFAULT_LIMIT),
+        "(c) limits in Redis, moving window": row(DEFAULT_LIMIT, "--redis", redis_url),
+        "(d) limits in Redis, sliding window counter": row(
+            DEFAULT_LIMIT, "--redis", redis_url, "--config", str(sliding)
         ),
     }
     try:

@@ -72,8 +72,7 @@ class Limiter:
         self.on_error = on_error
         self.metrics = metrics
         self.where = where
-        shared = isinstance(windows, RedisWindows)
-        self.local = MemoryWindows() if shared and on_error == "local" else None
+        self.local = MemoryWindows() if self.shared and on_error == "local" else None
         self.down_since: float | None = None
         self._retry_at = 0.0
         metrics.redis_up.set(1)

@@ -148,9 +148,9 @@ class RateLimiter:
         quota = Quota.of(chosen, states, time.time())
         flow.metadata[QUOTA] = quota
         if not quota.allowed:
-            self._refuse(flow, quota, client.identity)
+            self._refuse(flow, quota, client.identity, shared=limiter.down_since is None)
 
-    def _refuse(self, flow: http.HTTPFlow, quota: Quota, identity: str) -> None:
+    def _refuse(self, flow: http.HTTPFlow, quota: Quota, identity: str, shared: bool) -> None:
         answer_json(flow, 429, quota.refusal(), "ratelimit")
         view = request_view(flow)
         violation = Violation(
@@ -165,7 +165,7 @@ class RateLimiter:
             region=self.settings.region,
         )
         self.metrics.limited.labels(violation.tier).inc()
-        self.violations.record(violation)
+        self.violations.record(violation, share=shared)
         logger.info(
             "mockbox: rate_limited "
             + " ".join(

@@ -47,11 +47,12 @@ class ViolationLog:
         self._pending: list[Violation] = []
         self._flushing: asyncio.Task[None] | None = None
 
-    def record(self, violation: Violation) -> None:
+    def record(self, violation: Violation, share: bool = True) -> None:
+        """Keep it here, and (`share`: Redis is reachable) push it to the shared list soon."""
         if self.keep == 0:
             return
         self._recent.appendleft(violation)
-        if self.redis is not None:
+        if self.redis is not None and share:
             self._pending.append(violation)
             if self._flushing is None or self._flushing.done():
                 self._flushing = asyncio.get_running_loop().create_task(self._flush(self.redis))

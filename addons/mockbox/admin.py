@@ -74,6 +74,8 @@ class AdminServer:
             [
                 (r"/healthz", HealthHandler, {"admin": self}),
                 (r"/metrics", MetricsHandler, {"admin": self}),
+                (r"/api/sequences", SequencesHandler, {"admin": self}),
+                (r"/api/sequences/reset", SequencesResetHandler, {"admin": self}),
             ]
         )
         try:
@@ -147,6 +149,27 @@ class MetricsHandler(_AdminHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(self.admin.metrics.exposition())
+
+
+class SequencesHandler(_AdminHandler):
+    """Calls counted so far for mocks with `responses:` sequences, by mock id."""
+
+    def get(self) -> None:
+        if not self.admin.authorized(self.request.headers.get("Authorization")):
+            self.write_json({"error": "UNAUTHORIZED"}, 401)
+            return
+        self.write_json({"calls": self.admin.mocks.sequences.calls()})
+
+
+class SequencesResetHandler(_AdminHandler):
+    """POST: start sequences over (`?mock=ID` for one mock), like `mockbox.sequences.reset`."""
+
+    def post(self) -> None:
+        if not self.admin.authorized(self.request.headers.get("Authorization")):
+            self.write_json({"error": "UNAUTHORIZED"}, 401)
+            return
+        mock = self.get_query_argument("mock", "")
+        self.write_json({"reset": self.admin.mocks.sequences.reset(mock)})
 
 
 def _is_loopback(host: str) -> bool:

@@ -15,6 +15,7 @@ from .core.library import MockLibrary, ReloadReport
 from .core.model import Delay, Fault
 from .core.render import render
 from .core.request import RequestView
+from .core.sequence import SequenceCounters
 from .core.templating import TemplateEngine, TemplateError
 from .flows import MOCK_ID, answer, answer_json, request_view, reset_connection
 from .metrics import Metrics
@@ -32,6 +33,7 @@ class MockServer:
         self.metrics = metrics
         self.library: MockLibrary | None = None
         self.unmatched = "404"
+        self.sequences = SequenceCounters()
         self._watcher: asyncio.Task[None] | None = None
 
     def load(self, loader: Loader) -> None:
@@ -82,6 +84,11 @@ class MockServer:
         if self.library is not None:
             self._report(self.library.refresh())
 
+    @command.command("mockbox.sequences.reset")
+    def reset_sequences(self, mock: str = "") -> int:
+        """Start `responses:` sequences over, for every mock or the one with this id or name."""
+        return self.sequences.reset(mock)
+
     async def _watch(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
@@ -103,6 +110,7 @@ class MockServer:
         if report.failed:
             self.metrics.reload_errors.inc(len(report.failed))
         if report.changed:
+            self.sequences.retain(self.library.index.mocks)
             logger.info(
                 f"mockbox: {len(self.library.index)} mocks from {len(self.library.files)} "
                 f"files in {self.library.root}"
@@ -127,7 +135,7 @@ class MockServer:
     ) -> None:
         mock = match.mock
         flow.metadata[MOCK_ID] = mock.id
-        spec = mock.response
+        spec = self.sequences.pick(mock)
         if spec.delay is not None:
             await asyncio.sleep(_delay_seconds(spec.delay))
             if not flow.live:

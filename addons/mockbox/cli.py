@@ -35,6 +35,31 @@ def _parser() -> argparse.ArgumentParser:
     _proxy_arguments(run)
     run.set_defaults(handler=_cmd_run)
 
+    record = sub.add_parser(
+        "record",
+        help="forward everything upstream and write what was seen as mocks",
+        description="Forward every request to the real upstream and write what it saw as mock "
+        "files under <mocks>/recorded/NAME/, one file per host, as it goes.",
+    )
+    record.add_argument("--session", required=True, metavar="NAME", help="session name")
+    record.add_argument(
+        "--generalize",
+        action="store_true",
+        help="turn repeated ids, UUIDs and hashes in paths into {id} templates",
+    )
+    _proxy_arguments(record)
+    record.set_defaults(handler=_cmd_record)
+
+    replay = sub.add_parser(
+        "replay",
+        help="serve one recorded session, strictly",
+        description="Serve only <mocks>/recorded/NAME/; a request it cannot answer gets the "
+        "404 that names the nearest recorded requests.",
+    )
+    replay.add_argument("--session", required=True, metavar="NAME", help="session name")
+    _proxy_arguments(replay)
+    replay.set_defaults(handler=_cmd_replay)
+
     validate = sub.add_parser(
         "validate",
         help="check mock files against the schema",
@@ -99,6 +124,43 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
+    return runner.run(updates, set_options=args.setoptions, verbose=args.verbose)
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from . import runner
+
+    try:
+        updates = _option_updates(args)
+    except ConfigError as e:
+        print(f"mockbox: {e}", file=sys.stderr)
+        return 2
+    updates["mockbox_record"] = args.session
+    updates["mockbox_record_generalize"] = args.generalize
+    return runner.run(updates, set_options=args.setoptions, verbose=args.verbose)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from . import runner
+    from .recorder import session_folder
+
+    try:
+        updates = _option_updates(args)
+        root = Path(args.mocks or load_config(args.config, os.environ).get("mocks"))
+    except ConfigError as e:
+        print(f"mockbox: {e}", file=sys.stderr)
+        return 2
+    folder = session_folder(root, args.session)
+    if not folder.is_dir():
+        known = sorted(p.name for p in (root / "recorded").glob("*") if p.is_dir())
+        print(
+            f"mockbox: no recorded session {args.session!r} in {folder.parent}"
+            + (f" (sessions: {', '.join(known)})" if known else ""),
+            file=sys.stderr,
+        )
+        return 2
+    updates["mockbox_mocks"] = str(folder)
+    updates["mockbox_unmatched"] = "404"
     return runner.run(updates, set_options=args.setoptions, verbose=args.verbose)
 
 

@@ -17,7 +17,7 @@ from .core.render import render
 from .core.request import RequestView
 from .core.sequence import SequenceCounters
 from .core.templating import TemplateEngine, TemplateError
-from .flows import MOCK_ID, answer, answer_json, request_view, reset_connection
+from .flows import MOCK_ID, RECORDING, answer, answer_json, request_view, reset_connection
 from .metrics import Metrics
 from .settings import OptionalStr, Settings
 
@@ -121,6 +121,8 @@ class MockServer:
         library = self.library
         if flow.response or flow.error or not flow.live or library is None:
             return
+        if flow.metadata.get(RECORDING):
+            return  # recording: everything goes to the real upstream
         view = request_view(flow)
         match = library.index.match(view)
         if match is not None:

@@ -8,6 +8,7 @@ from .admin import AdminServer
 from .metrics import Metrics
 from .mocks import MockServer
 from .provenance import Provenance
+from .recorder import Recorder
 from .settings import Settings
 
 
@@ -18,6 +19,7 @@ def build() -> list[Any]:
     mocks = MockServer(settings, metrics)
     return [
         settings,
+        Recorder(settings),  # before every answering addon: while recording, none may answer
         mocks,
         Provenance(),
         metrics,

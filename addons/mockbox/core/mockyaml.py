@@ -1,0 +1,80 @@
+"""Writing mock files: readable, diff-friendly YAML (block style, keys in a fixed order) written
+atomically, and strings escaped so that recorded or imported text is never run as a template."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+def literal(value: Any) -> Any:
+    """`value` with every string that Jinja would read as a template made to render as itself."""
+    if isinstance(value, str):
+        if not any(mark in value for mark in _TEMPLATE_MARKS):
+            return value
+        if "{% endraw" not in value and "{%- endraw" not in value:
+            return "{% raw %}" + value + "{% endraw %}"
+        return "{{ " + _jinja_string(value) + " }}"
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [literal(v) for v in value]
+    return value
+
+
+def _jinja_string(text: str) -> str:
+    """A Jinja string literal: a single expression of it renders exactly `text`."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return "'" + escaped.replace("\r", "\\r").replace("\t", "\\t") + "'"
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style; multi-line strings as `|` blocks; no aliases, so every mock reads alone."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)  # lists indented under their key, as in mocks/
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text and len(text) < 100_000 else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def dump_yaml(data: Any, header: str = "") -> str:
+    """YAML text of `data`, keys in insertion order, preceded by `header` as comment lines."""
+    body = yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
+    )
+    comment = "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+    return comment + body
+
+
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write `path` so that readers see the old file or the new one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

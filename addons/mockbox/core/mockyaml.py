@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,23 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """Mocks made from another format, the problems met on the way, and body files to copy."""
+
+    source: Path
+    mocks: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # body file name → content
+    fatal: bool = False  # nothing could be read at all
+
+    def write(self, out: Path) -> Path:
+        """Write `<out>/<source stem>.yaml` (and its body files) atomically; returns its path."""
+        for name, content in self.files.items():
+            atomic_write(out / name, content)
+        target = out / f"{self.source.stem}.yaml"
+        header = f"Imported by MockBox from {self.source.name}. Edit freely."
+        atomic_write(target, dump_yaml({"mocks": self.mocks}, header))
+        return target

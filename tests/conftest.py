@@ -382,8 +382,10 @@ def launch_browser(playwright_instance: Any) -> Iterator[Callable[..., Any]]:
     """Launch Debian's Chromium, optionally through a proxy; closed after the test."""
     browsers: list[Any] = []
 
-    def launch(proxy: str | None = None) -> Any:
+    def launch(proxy: str | None = None, extra_args: tuple[str, ...] = ()) -> Any:
         kwargs: dict[str, Any] = {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+        if extra_args:
+            kwargs["args"] = [*CHROMIUM_ARGS, *extra_args]
         if proxy:
             kwargs["proxy"] = {"server": proxy}
         browser = playwright_instance.chromium.launch(**kwargs)

@@ -113,6 +113,9 @@ class Session:
         self.rules = rules
         self.title = title or folder.name
         self._hosts: dict[str, _Host] = {}
+        # Every secret seen in the session: one request's token must not survive in another
+        # exchange's answer either (a page that embeds it, an echo of an earlier call).
+        self._secrets: set[str] = set()
 
     def add(self, ex: Exchange) -> str | None:
         """Take one exchange; returns the host file stem it went to (None when skipped)."""
@@ -122,6 +125,7 @@ class Session:
         host = self._hosts.setdefault(stem, _Host())
         host.seen += 1
         secrets = _secrets(ex, self.rules)
+        self._secrets.update(secrets)
         request = self._request(ex, secrets)
         key = json.dumps(request, sort_keys=True, default=str)
         entry = host.entries.get(key)
@@ -147,10 +151,11 @@ class Session:
         for stem, host in self._hosts.items():
             if not (host.dirty or everything):
                 continue
+            secrets = self._ordered_secrets()
             for name, content in host.files.items():
                 target = self.folder / name
                 if not target.exists():
-                    atomic_write(target, content)
+                    atomic_write(target, _scrub_bytes(content, secrets, self.rules.placeholder))
             target = self.folder / f"{stem}.yaml"
             atomic_write(target, self._document(stem))
             host.dirty = False
@@ -250,7 +255,11 @@ class Session:
             f"Recorded by MockBox (session {self.title!r}). Secrets are replaced by "
             f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
         )
-        return dump_yaml({"mocks": mocks}, header)
+        scrubbed = _scrub_tree(mocks, self._ordered_secrets(), self.rules.placeholder)
+        return dump_yaml({"mocks": scrubbed}, header)
+
+    def _ordered_secrets(self) -> list[str]:
+        return sorted(self._secrets, key=len, reverse=True)
 
 
 # --- secrets ----------------------------------------------------------------------------------
@@ -280,6 +289,16 @@ def _scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
         if secret in text:
             text = text.replace(secret, placeholder)
     return text
+
+
+def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
+    if isinstance(value, str):
+        return _scrub(value, secrets, placeholder)
+    if isinstance(value, dict):
+        return {k: _scrub_tree(v, secrets, placeholder) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_tree(v, secrets, placeholder) for v in value]
+    return value
 
 
 def _scrub_bytes(data: bytes, secrets: Iterable[str], placeholder: str) -> bytes:

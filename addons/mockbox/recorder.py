@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 from mitmproxy import command, ctx, exceptions, http
@@ -22,6 +23,9 @@ from .settings import OptionalStr, Settings
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.5
+# Writing a large recording takes a while; waiting this many times as long before the next
+# write keeps the writer's share of the proxy's time small.
+FLUSH_BACKOFF = 10
 
 
 def session_folder(mocks_root: Path, name: str) -> Path:
@@ -131,16 +135,19 @@ class Recorder:
             session.add(exchange)
 
     async def _flush_loop(self) -> None:
+        pause = FLUSH_SECONDS
         while True:
-            await asyncio.sleep(FLUSH_SECONDS)
+            await asyncio.sleep(pause)
             session = self.session
             if session is None:
                 continue
+            started = time.monotonic()
             try:
                 session.flush()
             except OSError as e:  # a full disk must not stop the proxy; try again next tick
                 logger.error(f"mockbox: cannot write the recording: {e}")
                 continue
+            pause = max(FLUSH_SECONDS, FLUSH_BACKOFF * (time.monotonic() - started))
             self._report(session)
 
     def _report(self, session: Session, final: bool = False) -> None:

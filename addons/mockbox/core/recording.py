@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .mockfile import MOCK_FILE_SUFFIXES
-from .mockyaml import atomic_write, dump_yaml, literal
+from .mockyaml import atomic_write, dump_mock, join_mocks, literal
 
 # Never written: they describe one connection or one encoding, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -103,6 +103,8 @@ class _Host:
     files: dict[str, bytes] = field(default_factory=dict)  # body file name → content
     seen: int = 0
     dirty: bool = False
+    # Each mock's YAML, by the mock as JSON: a flush re-emits only the mocks that changed.
+    items: dict[str, str] = field(default_factory=dict)
 
 
 class Session:
@@ -125,7 +127,11 @@ class Session:
         host = self._hosts.setdefault(stem, _Host())
         host.seen += 1
         secrets = _secrets(ex, self.rules)
-        self._secrets.update(secrets)
+        if not self._secrets.issuperset(secrets):
+            self._secrets.update(secrets)
+            for known in self._hosts.values():  # written items may hold the new secret
+                known.items.clear()
+                known.dirty = True
         request = self._request(ex, secrets)
         key = json.dumps(request, sort_keys=True, default=str)
         entry = host.entries.get(key)
@@ -234,29 +240,33 @@ class Session:
     # --- documents ----------------------------------------------------------------------------
 
     def _document(self, stem: str) -> str:
-        entries = list(self._hosts[stem].entries.values())
+        host = self._hosts[stem]
+        entries = list(host.entries.values())
         groups = (
             _generalize(entries) if self.rules.generalize else [(e, e.request) for e in entries]
         )
-        mocks = []
+        groups.sort(key=lambda g: (g[1]["path"], g[1]["method"], _name(g[1])))
         names: set[str] = set()
-        for entry, request in sorted(
-            groups, key=lambda g: (g[1]["path"], g[1]["method"], _name(g[1]))
-        ):
-            name = _unique(_name(request), names)
-            mock: dict[str, Any] = {"name": name, "request": request}
+        secrets = self._ordered_secrets()
+        items: dict[str, str] = {}
+        for entry, request in groups:
+            mock: dict[str, Any] = {"name": _unique(_name(request), names), "request": request}
             responses = entry.responses()
             if len(responses) == 1:
                 mock["response"] = responses[0]
             else:
                 mock["responses"] = responses
-            mocks.append(mock)
+            key = json.dumps(mock, default=str)
+            item = host.items.get(key)
+            if item is None:
+                item = dump_mock(_scrub_tree(mock, secrets, self.rules.placeholder))
+            items[key] = item
+        host.items = items
         header = (
             f"Recorded by MockBox (session {self.title!r}). Secrets are replaced by "
             f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
         )
-        scrubbed = _scrub_tree(mocks, self._ordered_secrets(), self.rules.placeholder)
-        return dump_yaml({"mocks": scrubbed}, header)
+        return join_mocks(list(items.values()), header)
 
     def _ordered_secrets(self) -> list[str]:
         return sorted(self._secrets, key=len, reverse=True)

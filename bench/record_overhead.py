@@ -158,7 +158,7 @@ def main() -> None:
         capture_output=True,
     )
     took = time.monotonic() - start
-    mocks = sum(f.read_text().count("\n  - name:") for f in (work / "har-out").glob("*.yaml"))
+    mocks = sum(f.read_text().count("\n- name:") for f in (work / "har-out").glob("*.yaml"))
     print(
         f"\nimport har: {args.har_entries} entries → {mocks} mocks in {took:.2f}s "
         f"({args.har_entries / took:.0f} entries/s, including process start)"

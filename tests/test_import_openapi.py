@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -130,6 +131,16 @@ def test_broken_refs_are_reported_and_the_rest_imports(
     }
     missing_q = box.get("https://api.broken.test/v1/search")
     assert missing_q.status_code == 404  # the required query parameter is matched
+
+
+def test_json_documents_import_too(tmp_path: Path) -> None:
+    src = tmp_path / "broken.json"
+    src.write_text(json.dumps(yaml.safe_load(BROKEN), indent=2))
+    done = _import(src, tmp_path / "out")
+    assert done.returncode == 1 and "3 operation(s) as mocks" in done.stderr
+    assert (
+        f"{src}:" in done.stderr and "'#/components/schemas/Owner' does not resolve" in done.stderr
+    )
 
 
 def test_not_openapi_is_refused(tmp_path: Path) -> None:

@@ -196,3 +196,19 @@ def test_record_refuses_an_existing_session(mockbox: MockBoxFactory, tmp_path: P
     box = mockbox(mocks, "--session", "old", command="record", wait=False)
     assert box.proc.wait(timeout=30) == 2
     assert "session 'old' already exists" in box.log()
+
+
+def test_record_and_replay_in_reverse_mode(
+    mockbox: MockBoxFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    mocks = tmp_path / "mocks"
+    mode = f"reverse:{upstream.url}"
+    recorder = mockbox(mocks, "--session", "rev", "--mode", mode, command="record")
+    direct = requests.get(f"http://127.0.0.1:{recorder.port}/v1/things?x=1", timeout=10)
+    assert direct.json()["echo"]["path"] == "/v1/things?x=1"
+    recorder.stop()
+    upstream.server.shutdown()
+    upstream.server.server_close()
+    replay = mockbox(mocks, "--session", "rev", "--mode", mode, command="replay")
+    again = requests.get(f"http://127.0.0.1:{replay.port}/v1/things?x=1", timeout=10)
+    assert again.headers["X-MockBox-Source"] == "mock" and again.json() == direct.json()

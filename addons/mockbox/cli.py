@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,31 +258,33 @@ def _cmd_import_har(args: argparse.Namespace) -> int:
 def _cmd_import_openapi(args: argparse.Namespace) -> int:
     from .core.openapi_import import import_openapi
 
-    try:
-        out = args.out or _mocks_root(args) / "openapi"
-    except ConfigError as e:
-        print(f"mockbox: {e}", file=sys.stderr)
-        return 2
-    result = import_openapi(args.file, _Progress(f"importing {args.file}"))
-    if result.fatal:
-        return _summary(result.problems, "nothing imported") + 1
-    target = result.write(out)
-    return _summary(result.problems, f"{len(result.mocks)} operation(s) as mocks in {target}")
+    return _import_to_file(args, args.file, "openapi", import_openapi, "operation(s)")
 
 
 def _cmd_import_wiremock(args: argparse.Namespace) -> int:
     from .core.wiremock_import import import_wiremock
 
+    return _import_to_file(args, args.folder, "wiremock", import_wiremock, "mapping(s)")
+
+
+def _import_to_file(
+    args: argparse.Namespace,
+    source: Path,
+    folder: str,
+    importer: Callable[[Path, _Progress], Any],
+    noun: str,
+) -> int:
+    """Run an importer that makes one mock file, write it to --out (or <mocks>/<folder>)."""
     try:
-        out = args.out or _mocks_root(args) / "wiremock"
+        out = args.out or _mocks_root(args) / folder
     except ConfigError as e:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
-    result = import_wiremock(args.folder, _Progress(f"importing {args.folder}"))
+    result = importer(source, _Progress(f"importing {source}"))
     if result.fatal:
         return _summary(result.problems, "nothing imported") + 1
     target = result.write(out)
-    return _summary(result.problems, f"{len(result.mocks)} mapping(s) as mocks in {target}")
+    return _summary(result.problems, f"{len(result.mocks)} {noun} as mocks in {target}")
 
 
 def _cmd_export_har(args: argparse.Namespace) -> int:

@@ -166,9 +166,7 @@ def import_openapi(path: Path, progress: Callable[[int, int], None] | None = Non
     for i, (route, method, item) in enumerate(operations):
         if progress is not None:
             progress(i + 1, len(operations))
-        mock = _operation(spec, route, method, item, host, base)
-        if mock is not None:
-            result.mocks.append(mock)
+        result.mocks.append(_operation(spec, route, method, item, host, base))
     result.problems.extend(spec.problems)
     return result
 
@@ -187,7 +185,7 @@ def _server(data: dict[str, Any]) -> tuple[str | None, str]:
 
 def _operation(
     spec: _Spec, route: str, method: str, item: dict[str, Any], host: str | None, base: str
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     op = item[method]
     place: DocPath = ("paths", route, method)
     name = str(op.get("operationId") or f"{method.upper()} {route}")

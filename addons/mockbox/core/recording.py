@@ -34,6 +34,7 @@ _DROP_RESPONSE_HEADERS = frozenset(
     }
 )
 _SKIP_METHODS = frozenset({"CONNECT"})
+_HOST_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")  # as the mock file schema allows
 _MIN_SECRET = 4  # shorter values are left alone: replacing "1" everywhere helps no one
 
 
@@ -172,11 +173,11 @@ class Session:
 
     def _request(self, ex: Exchange, secrets: list[str]) -> dict[str, Any]:
         default_port = {"http": 80, "https": 443}[ex.scheme]
-        request: dict[str, Any] = {
-            "method": ex.method.upper(),
-            "host": ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}",
-            "path": _template_safe_path(ex.path),
-        }
+        host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
+        request: dict[str, Any] = {"method": ex.method.upper()}
+        if _HOST_PATTERN.match(host):  # an IPv6 literal has no host pattern: any host then
+            request["host"] = host
+        request["path"] = _template_safe_path(ex.path)
         query: dict[str, str] = {}
         for name, value in ex.query:
             if name.lower() not in self.rules.redact_query and name not in query:

@@ -213,9 +213,10 @@ def mockbox(tmp_path: Path, confdir: Path) -> Iterator[MockBoxFactory]:
 
 @pytest.fixture(scope="session")
 def example_box(tmp_path_factory: pytest.TempPathFactory, confdir: Path) -> Iterator[MockBox]:
-    """MockBox serving the repository's example mocks/, as `./scripts/run` does."""
+    """MockBox serving the repository's example mocks/ as a strict mock server (404 for
+    what no mock matches; the default, AI synthesis, has its own tests)."""
     factory = MockBoxFactory(tmp_path_factory.mktemp("example"), confdir)
-    yield factory(REPO / "mocks")
+    yield factory(REPO / "mocks", "--unmatched", "404")
     factory.stop_all()
 
 
@@ -405,3 +406,123 @@ def write_mocks(folder: Path, name: str, text: str) -> Path:
     tmp.write_text(text)
     os.replace(tmp, target)
     return target
+
+
+# --- local servers speaking the OpenAI and Anthropic wire protocols ---------------------------
+
+
+@dataclass
+class LLMServer:
+    """Answers POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic) for the
+    real SDKs. Each call takes the next scripted step (the last one repeats):
+    {"answer": obj} | {"raw": text} | {"status": 500} | {"delay": seconds, ...}."""
+
+    server: ThreadingHTTPServer
+    script: list[dict[str, Any]] = field(default_factory=lambda: [{"answer": {}}])
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    tokens: tuple[int, int] = (120, 80)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def next_step(self, call: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            self.calls.append(call)
+            index = min(len(self.calls) - 1, len(self.script) - 1)
+            return self.script[index]
+
+
+def _llm_handler(ref: list[LLMServer]) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            llm = ref[0]
+            length = int(self.headers.get("Content-Length") or 0)
+            body = json.loads(self.rfile.read(length) or b"{}")
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            step = llm.next_step({"path": self.path, "headers": headers, "body": body})
+            if step.get("delay"):
+                time.sleep(step["delay"])
+            if step.get("status"):
+                self._send(step["status"], {"error": {"type": "server_error", "message": "boom"}})
+                return
+            answer = step.get("answer")
+            text = step["raw"] if "raw" in step else json.dumps(answer)
+            tin, tout = llm.tokens
+            if self.path.endswith("/chat/completions"):
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-test",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": body.get("model"),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": text},
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": tin,
+                            "completion_tokens": tout,
+                            "total_tokens": tin + tout,
+                        },
+                    },
+                )
+            else:
+                block: dict[str, Any] = (
+                    {"type": "text", "text": text}
+                    if "raw" in step
+                    else {
+                        "type": "tool_use",
+                        "id": "toolu_test",
+                        "name": "http_response",
+                        "input": answer,
+                    }
+                )
+                self._send(
+                    200,
+                    {
+                        "id": "msg_test",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body.get("model"),
+                        "content": [block],
+                        "stop_reason": "tool_use",
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": tin, "output_tokens": tout},
+                    },
+                )
+
+        def _send(self, status: int, payload: dict[str, Any]) -> None:
+            data = json.dumps(payload).encode()
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (a timeout test)
+
+    return Handler
+
+
+@pytest.fixture
+def llm_server() -> Iterator[LLMServer]:
+    ref: list[LLMServer] = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _llm_handler(ref))
+    server.daemon_threads = True
+    ref.append(LLMServer(server))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield ref[0]
+    server.shutdown()
+    server.server_close()

@@ -50,7 +50,7 @@ def test_bad_configuration_is_a_clear_error(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert f"{config}:3: unknown key 'proxy.prot'" in out.stderr
     out = run_mockbox("run", "--port", str(free_port()), env=clean_env(MOCKBOX_UNMATCHED="maybe"))
-    assert out.returncode == 2 and "unmatched must be one of 404, upstream" in out.stderr
+    assert out.returncode == 2 and "unmatched must be one of ai, 404, upstream" in out.stderr
     out = run_mockbox("run", "--port", str(free_port()), env=clean_env(MOCKBOX_PORT="eighty"))
     assert out.returncode == 2 and "MOCKBOX_PORT: expected int, got 'eighty'" in out.stderr
 

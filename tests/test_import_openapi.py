@@ -43,7 +43,7 @@ def test_petstore_imports_and_answers(mockbox: MockBoxFactory, tmp_path: Path) -
     assert kept["response_schema"]["$ref"] == "#/$defs/Pet"
     assert mocks["addPet"]["openapi"]["request_schema"]["$ref"] == "#/$defs/Pet"
 
-    box = mockbox(out)
+    box = mockbox(out, "--unmatched", "404")
     pet = box.get("http://petstore.test/v3/pet/42")
     assert pet.status_code == 200 and pet.headers["Content-Type"] == "application/json"
     jsonschema.validate(pet.json(), kept["response_schema"])  # schema-valid
@@ -122,7 +122,7 @@ def test_broken_refs_are_reported_and_the_rest_imports(
         "does not resolve"
     ) in done.stderr
     assert "3 operation(s) as mocks" in done.stderr
-    box = mockbox(out)
+    box = mockbox(out, "--unmatched", "404")
     thing = box.get("https://api.broken.test/v1/things/7")
     assert thing.status_code == 200 and thing.json()["id"] >= 1 and "owner" in thing.json()
     assert box.get("https://api.broken.test/v1/gone").status_code == 200

@@ -127,7 +127,7 @@ def test_wiremock_mappings_answer_through_the_proxy(
     out, done = imported
     assert done.returncode == 1  # some things could not be mapped, and they are listed
     assert "8 mapping(s) as mocks" in done.stderr
-    box = mockbox(out)
+    box = mockbox(out, "--unmatched", "404")
     api = "http://wiremock.test"
     users = box.get(f"{api}/api/users", params={"active": "true"})
     assert users.json()[1]["name"] == "Grace" and users.headers["X-Total"] == "2"

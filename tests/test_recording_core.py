@@ -8,7 +8,7 @@ import yaml
 
 from mockbox.core.config import load_config
 from mockbox.core.mockfile import load_mock_file
-from mockbox.core.mockyaml import literal
+from mockbox.core.mockwriter import literal
 from mockbox.core.recording import Exchange, Rules, Session, is_id
 from mockbox.core.render import render
 from mockbox.core.request import RequestView

@@ -18,7 +18,7 @@ def test_add_edit_break_fix_delete(mockbox: MockBoxFactory, tmp_path: Path) -> N
     write_mocks(
         mocks, "other.yaml", "mocks:\n  - request: {path: /other}\n    response: {body: o}\n"
     )
-    box = mockbox(mocks)
+    box = mockbox(mocks, "--unmatched", "404")
     url = "http://reload.test/greeting"
     assert box.get(url).status_code == 404
 
@@ -54,7 +54,7 @@ def test_body_file_change_reloads(mockbox: MockBoxFactory, tmp_path: Path) -> No
     write_mocks(
         mocks, "m.yaml", "mocks:\n  - request: {path: /d}\n    response: {body_file: data.json}\n"
     )
-    box = mockbox(mocks)
+    box = mockbox(mocks, "--unmatched", "404")
     assert box.get("http://r.test/d").json() == {"v": 1}
     write_mocks(mocks, "data.json", '{"v": 2}')
     wait_until(lambda: box.get("http://r.test/d").json() == {"v": 2}, 10, "body file reloaded")
@@ -66,7 +66,7 @@ def test_a_new_broken_file_serves_nothing_and_says_why(
     mocks = tmp_path / "mocks"
     write_mocks(mocks, "bad.yaml", "mocks:\n  - request: {path: /x}\n    response: {status: 42}\n")
     write_mocks(mocks, "good.yaml", "mocks:\n  - request: {path: /y}\n    response: {body: y}\n")
-    box = mockbox(mocks)
+    box = mockbox(mocks, "--unmatched", "404")
     health = box.health()
     assert health["mocks"]["loaded"] == 1
     assert health["mocks"]["problems"][0]["line"] == 3

@@ -6,7 +6,7 @@ from .conftest import REPO, MockBoxFactory
 
 
 def test_mitmdump_serves_the_same_mocks(mockbox: MockBoxFactory) -> None:
-    box = mockbox(REPO / "mocks", stock=True)
+    box = mockbox(REPO / "mocks", "--set", "mockbox_unmatched=404", stock=True)
     r = box.get("http://api.bookshop.test/v1/books/9")
     assert r.status_code == 200 and r.json()["id"] == 9
     assert r.headers["X-MockBox-Source"] == "mock"

@@ -22,13 +22,17 @@ from . import __version__
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalInt, OptionalStr, Settings
+from .synthesize import Synthesize
 
 logger = logging.getLogger(__name__)
 
 
 class AdminServer:
-    def __init__(self, settings: Settings, metrics: Metrics, mocks: MockServer) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, mocks: MockServer, synthesize: Synthesize
+    ) -> None:
         self.settings, self.metrics, self.mocks = settings, metrics, mocks
+        self.synthesize = synthesize
         self._server: tornado.httpserver.HTTPServer | None = None
         self.bound: tuple[str, int] | None = None
 
@@ -76,6 +80,7 @@ class AdminServer:
                 (r"/metrics", MetricsHandler, {"admin": self}),
                 (r"/api/sequences", SequencesHandler, {"admin": self}),
                 (r"/api/sequences/reset", SequencesResetHandler, {"admin": self}),
+                (r"/api/ai/usage", AIUsageHandler, {"admin": self}),
             ]
         )
         try:
@@ -140,6 +145,30 @@ class _AdminHandler(tornado.web.RequestHandler):
         self.finish(json.dumps(payload, indent=2))
 
 
+class ApiHandler(_AdminHandler):
+    """Every /api call needs the admin token when one is set (compared in constant time)."""
+
+    def prepare(self) -> None:
+        if not self.admin.authorized(self.request.headers.get("Authorization")):
+            self.set_header("WWW-Authenticate", "Bearer")
+            self.write_json({"error": "UNAUTHORIZED", "message": "Bearer token required"}, 401)
+
+
+class AIUsageHandler(ApiHandler):
+    def get(self) -> None:
+        synth = self.admin.synthesize
+        usage = synth.usage.snapshot() if synth.usage else {}
+        provider = synth.synth
+        self.write_json(
+            {
+                "provider": provider.name if provider else None,
+                "model": provider.model if provider else None,
+                "breaker": provider.breaker.state if provider else None,
+                **usage,
+            }
+        )
+
+
 class HealthHandler(_AdminHandler):
     def get(self) -> None:
         self.write_json(self.admin.health())
@@ -151,23 +180,17 @@ class MetricsHandler(_AdminHandler):
         self.finish(self.admin.metrics.exposition())
 
 
-class SequencesHandler(_AdminHandler):
+class SequencesHandler(ApiHandler):
     """Calls counted so far for mocks with `responses:` sequences, by mock id."""
 
     def get(self) -> None:
-        if not self.admin.authorized(self.request.headers.get("Authorization")):
-            self.write_json({"error": "UNAUTHORIZED"}, 401)
-            return
         self.write_json({"calls": self.admin.mocks.sequences.calls()})
 
 
-class SequencesResetHandler(_AdminHandler):
+class SequencesResetHandler(ApiHandler):
     """POST: start sequences over (`?mock=ID` for one mock), like `mockbox.sequences.reset`."""
 
     def post(self) -> None:
-        if not self.admin.authorized(self.request.headers.get("Authorization")):
-            self.write_json({"error": "UNAUTHORIZED"}, 401)
-            return
         mock = self.get_query_argument("mock", "")
         self.write_json({"reset": self.admin.mocks.sequences.reset(mock)})
 

@@ -70,6 +70,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     validate.set_defaults(handler=_cmd_validate)
+
+    gen = sub.add_parser(
+        "generate",
+        help="generate one mock with the AI provider",
+        description="Generate one mock for METHOD URL with the configured AI provider "
+        "(offline by default), grounded in the mocks folder, and print it as YAML.",
+    )
+    gen.add_argument("method", metavar="METHOD")
+    gen.add_argument("url", metavar="URL", help="for example https://api.example.com/users/7")
+    gen.add_argument("--description", default="", help="what the endpoint does")
+    gen.add_argument("--schema-hint", default="", help="fields or shape the body should have")
+    gen.add_argument("--complexity", choices=("simple", "medium", "complex"), default="medium")
+    gen.add_argument("--body", help="the request body (JSON), for POST/PUT/PATCH")
+    gen.add_argument("--save", type=Path, metavar="FILE", help="append the mock to this file")
+    gen.add_argument("--mocks", type=Path, metavar="DIR", help="mocks folder used as examples")
+    gen.add_argument("--provider", help="offline, openai, anthropic or openai-compatible")
+    gen.add_argument("--config", type=Path, metavar="FILE", help="configuration file (YAML)")
+    gen.set_defaults(handler=_cmd_generate)
     return parser
 
 
@@ -116,7 +134,9 @@ def _proxy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--admin-host", metavar="HOST", help="admin address (default 127.0.0.1)")
     p.add_argument("--config", type=Path, metavar="FILE", help="configuration file (YAML)")
     p.add_argument("--mode", metavar="MODE", help="regular (default) or reverse:https://api.host")
-    p.add_argument("--unmatched", choices=("404", "upstream"), help="when no mock matches")
+    p.add_argument(
+        "--unmatched", choices=("ai", "404", "upstream"), help="when no mock matches (default ai)"
+    )
     p.add_argument("--redis", metavar="URL", help="Redis URL for shared state")
     p.add_argument("--region", metavar="NAME", help="region name of this instance")
     p.add_argument(
@@ -307,6 +327,26 @@ def _cmd_export_har(args: argparse.Namespace) -> int:
         return 1
     print(f"{count} entries written to {target}", file=sys.stderr)
     return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import json
+
+    from . import generate
+
+    try:
+        config = load_config(args.config, os.environ)
+        body = json.loads(args.body) if args.body else None
+    except (ConfigError, ValueError) as e:
+        print(f"mockbox: {e}", file=sys.stderr)
+        return 2
+    if args.provider:
+        config.data["ai"]["provider"] = args.provider
+    request = generate.GenerateArgs(
+        args.method, args.url, args.description, args.schema_hint, args.complexity, body
+    )
+    mocks = args.mocks or Path(config.get("mocks"))
+    return generate.run(config, mocks, request, args.save)
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from mitmproxy.addons.savehar import SaveHar
 from mitmproxy.io.har import request_to_flow
 
 from .core.library import MockLibrary
-from .core.mockyaml import atomic_write
+from .core.mockwriter import write_atomic
 from .core.model import ANY_METHOD, Mock
 from .core.pathtemplate import Param
 from .core.recording import Rules, Session
@@ -117,7 +117,7 @@ def export_har(folder: Path, target: Path) -> int:
     flows = list(_flows(library))
     har = SaveHar().make_har(flows)
     har["log"]["creator"]["name"] = "MockBox"
-    atomic_write(target, json.dumps(har, indent=2, ensure_ascii=False))
+    write_atomic(target, json.dumps(har, indent=2, ensure_ascii=False))
     return len(flows)
 
 

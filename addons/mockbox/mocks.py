@@ -23,7 +23,7 @@ from .settings import OptionalStr, Settings
 
 logger = logging.getLogger(__name__)
 
-UNMATCHED_CHOICES = ("404", "upstream")
+UNMATCHED_CHOICES = ("ai", "404", "upstream")
 UNMATCHED = "mockbox.unmatched"  # flow.metadata key: no mock matched and nothing answered yet
 
 
@@ -47,8 +47,8 @@ class MockServer:
             "mockbox_unmatched",
             OptionalStr,
             None,
-            "When no mock matches: 404 (explain the nearest mocks) or upstream "
-            "(forward to the real API). MOCKBOX_UNMATCHED; default 404.",
+            "When no mock matches: ai (synthesize an answer), 404 (explain the nearest "
+            "mocks) or upstream (forward to the real API). MOCKBOX_UNMATCHED; default ai.",
         )
 
     def configure(self, updated: set[str]) -> None:

@@ -123,7 +123,7 @@ async def _serve(updates: dict[str, Any], set_options: list[str]) -> int:
 def run(updates: dict[str, Any], set_options: list[str], verbose: bool = False) -> int:
     """Run the proxy with these mitmproxy option values until SIGINT/SIGTERM."""
     logging.getLogger().setLevel(logging.DEBUG)
-    for noisy in ("tornado", "asyncio", "hpack", "passlib"):
+    for noisy in ("tornado", "asyncio", "hpack", "passlib", "faker", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     updates.setdefault("termlog_verbosity", "debug" if verbose else "info")
     try:

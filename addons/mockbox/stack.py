@@ -10,6 +10,7 @@ from .mocks import MockServer
 from .provenance import Provenance
 from .recorder import Recorder
 from .settings import Settings
+from .synthesize import Synthesize
 
 
 def build() -> list[Any]:
@@ -17,11 +18,13 @@ def build() -> list[Any]:
     settings = Settings()
     metrics = Metrics()
     mocks = MockServer(settings, metrics)
+    synthesize = Synthesize(settings, metrics, mocks)
     return [
         settings,
         Recorder(settings),  # before every answering addon: while recording, none may answer
         mocks,
+        synthesize,
         Provenance(),
         metrics,
-        AdminServer(settings, metrics, mocks),
+        AdminServer(settings, metrics, mocks, synthesize),
     ]

@@ -27,7 +27,12 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_ADMIN_HOST": ("admin", "host"),
     "MOCKBOX_ADMIN_PORT": ("admin", "port"),
     "MOCKBOX_ADMIN_TOKEN": ("admin", "token"),
+    "MOCKBOX_AI_PROVIDER": ("ai", "provider"),
+    "MOCKBOX_AI_MODEL": ("ai", "model"),
+    "MOCKBOX_AI_BASE_URL": ("ai", "base_url"),
 }
+# Mappings whose keys are the user's (model names...), not a fixed set.
+OPEN_MAPS = {("ai", "prices")}
 
 
 class ConfigError(ValueError):
@@ -91,7 +96,9 @@ def _merge(
             known = ", ".join(sorted(base))
             raise ConfigError(f"{file}:{line}: unknown key {'.'.join(here)!r} (known: {known})")
         default = base[key]
-        if isinstance(default, dict) and default:
+        if here in OPEN_MAPS and isinstance(value, dict):
+            default.update(value)
+        elif isinstance(default, dict) and default:
             if not isinstance(value, dict):
                 raise ConfigError(f"{file}:{doc.line_of(here)}: {'.'.join(here)} must be a mapping")
             _merge(default, value, here, file, doc)

@@ -24,7 +24,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from .mockyaml import ImportResult, literal
+from .mockwriter import ImportResult, literal
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from .mockfile import MOCK_FILE_SUFFIXES
-from .mockyaml import atomic_write, dump_mock, join_mocks, literal
+from .mockwriter import comment, dump_mock, host_file_name, join_mocks, literal, write_atomic
 
 # Never written: they describe one connection or one encoding, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -162,9 +162,9 @@ class Session:
             for name, content in host.files.items():
                 target = self.folder / name
                 if not target.exists():
-                    atomic_write(target, _scrub_bytes(content, secrets, self.rules.placeholder))
+                    write_atomic(target, _scrub_bytes(content, secrets, self.rules.placeholder))
             target = self.folder / f"{stem}.yaml"
-            atomic_write(target, self._document(stem))
+            write_atomic(target, self._document(stem))
             host.dirty = False
             written.append(target)
         return written
@@ -267,7 +267,7 @@ class Session:
             f"Recorded by MockBox (session {self.title!r}). Secrets are replaced by "
             f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
         )
-        return join_mocks(list(items.values()), header)
+        return join_mocks(list(items.values()), comment(header))
 
     def _ordered_secrets(self) -> list[str]:
         return sorted(self._secrets, key=len, reverse=True)
@@ -369,8 +369,7 @@ def _body_file_name(stem: str, body: bytes, content_type: str) -> str:
 
 def _host_stem(ex: Exchange) -> str:
     default = (ex.scheme == "http" and ex.port == 80) or (ex.scheme == "https" and ex.port == 443)
-    stem = ex.host.lower() if default else f"{ex.host.lower()}_{ex.port}"
-    return re.sub(r"[^a-z0-9._-]", "_", stem) or "host"
+    return host_file_name(ex.host if default else f"{ex.host}:{ex.port}").removesuffix(".yaml")
 
 
 def _template_safe_path(path: str) -> str:

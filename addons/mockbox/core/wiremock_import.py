@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .mockyaml import ImportResult, literal
+from .mockwriter import ImportResult, literal
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 _FAULTS = {"CONNECTION_RESET_BY_PEER": "connection_reset", "EMPTY_RESPONSE": "empty_reply"}

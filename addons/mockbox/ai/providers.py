@@ -1,0 +1,154 @@
+"""LLM providers behind one small interface: OpenAI, Anthropic, any OpenAI-compatible server.
+
+Keys come only from the environment (OPENAI_API_KEY, ANTHROPIC_API_KEY). Timeouts and retries
+are set here, short and bounded: the SDKs' defaults (minutes, several retries) would stall a proxy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anthropic
+import openai
+
+from ..core.ai_answer import ANSWER_SCHEMA, parse_answer
+
+DEFAULT_MODELS = {
+    "openai": "gpt-4o-mini",
+    "anthropic": "claude-haiku-4-5",
+    "openai-compatible": "llama3.1",
+}
+PROVIDERS = ("offline", "openai", "anthropic", "openai-compatible")
+# Errors that mean "the provider failed" (as opposed to "the answer was bad").
+PROVIDER_ERRORS: tuple[type[Exception], ...] = (openai.OpenAIError, anthropic.AnthropicError)
+TIMEOUT_ERRORS: tuple[type[Exception], ...] = (openai.APITimeoutError, anthropic.APITimeoutError)
+
+
+class ProviderConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    data: Any  # the parsed answer (raises ValueError in parse_answer when not JSON)
+    raw: str
+    tokens_in: int
+    tokens_out: int
+
+
+class Provider(Protocol):
+    name: str
+    model: str
+
+    async def complete(self, system: str, prompt: str) -> Completion: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    provider: str
+    model: str
+    base_url: str
+    temperature: float
+    max_tokens: int
+    timeout: float
+    max_retries: int
+
+
+class OpenAIProvider:
+    """OpenAI's chat completions with a JSON-schema structured output (also any compatible
+    server: Ollama, vLLM, llama.cpp; those get `max_tokens`, OpenAI `max_completion_tokens`)."""
+
+    def __init__(self, s: ProviderSettings) -> None:
+        self.name, self.model, self.settings = s.provider, s.model, s
+        key = os.environ.get("OPENAI_API_KEY", "")
+        if s.provider == "openai" and not key:
+            raise ProviderConfigError("ai.provider is openai but OPENAI_API_KEY is not set")
+        self.client = openai.AsyncOpenAI(
+            api_key=key or "not-needed",  # local compatible servers usually want none
+            base_url=s.base_url or None,
+            timeout=s.timeout,
+            max_retries=s.max_retries,
+        )
+
+    async def complete(self, system: str, prompt: str) -> Completion:
+        limit = "max_completion_tokens" if self.name == "openai" else "max_tokens"
+        response = await self.client.chat.completions.create(  # type: ignore[call-overload]
+            model=self.model,
+            messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "http_response", "schema": ANSWER_SCHEMA, "strict": False},
+            },
+            temperature=self.settings.temperature,
+            **{limit: self.settings.max_tokens},
+        )
+        text = response.choices[0].message.content or "" if response.choices else ""
+        usage = response.usage
+        return Completion(
+            _parsed_or_text(text),
+            text,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+        )
+
+
+class AnthropicProvider:
+    """Anthropic's messages API, with the answer forced through a tool's input schema."""
+
+    def __init__(self, s: ProviderSettings) -> None:
+        self.name, self.model, self.settings = s.provider, s.model, s
+        key = os.environ.get("ANTHROPIC_API_KEY", "")
+        if not key:
+            raise ProviderConfigError("ai.provider is anthropic but ANTHROPIC_API_KEY is not set")
+        self.client = anthropic.AsyncAnthropic(
+            api_key=key, base_url=s.base_url or None, timeout=s.timeout, max_retries=s.max_retries
+        )
+
+    async def complete(self, system: str, prompt: str) -> Completion:
+        message = await self.client.messages.create(
+            model=self.model,
+            system=system,
+            max_tokens=self.settings.max_tokens,  # this SDK's messages API takes no temperature
+            messages=[{"role": "user", "content": prompt}],
+            tools=[
+                {
+                    "name": "http_response",
+                    "description": "Send the HTTP response for the request.",
+                    "input_schema": ANSWER_SCHEMA,
+                }
+            ],
+            tool_choice={"type": "tool", "name": "http_response"},
+        )
+        data: Any = None
+        raw = ""
+        for block in message.content:
+            if block.type == "tool_use":
+                data = block.input
+                raw = str(block.input)
+                break
+            if block.type == "text":
+                raw += block.text
+        if data is None:
+            data = _parsed_or_text(raw)
+        return Completion(data, raw, message.usage.input_tokens, message.usage.output_tokens)
+
+
+def _parsed_or_text(text: str) -> Any:
+    try:
+        return parse_answer(text)
+    except ValueError:
+        return text  # the checker reports "not a JSON object", which the repair prompt names
+
+
+def make_provider(s: ProviderSettings) -> Provider:
+    if s.provider in ("openai", "openai-compatible"):
+        if s.provider == "openai-compatible" and not s.base_url:
+            raise ProviderConfigError("ai.provider openai-compatible needs ai.base_url")
+        return OpenAIProvider(s)
+    if s.provider == "anthropic":
+        return AnthropicProvider(s)
+    raise ProviderConfigError(
+        f"unknown ai.provider {s.provider!r}; choose one of {', '.join(PROVIDERS)}"
+    )

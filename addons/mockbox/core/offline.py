@@ -1,0 +1,266 @@
+"""The offline provider: answers from what MockBox already knows about an API, no network.
+
+It takes the shape of the nearest sibling route (`/users/7` looks like `/users/3`; an item of
+`/users` looks like an element of its list, and the other way round) and fills it with
+field-name-aware fake data, seeded from the request so the same request gets the same answer.
+When it knows nothing about a route it says so instead of inventing a random blob.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from faker import Faker
+
+from .ai_answer import AIAnswer
+from .ai_prompt import GenerationRequest, is_id_like, path_score
+from .index import MockIndex
+from .model import Mock
+from .pathtemplate import Param
+from .render import render
+from .request import Headers, RequestView
+from .templating import TemplateEngine, TemplateError
+
+# Values that name a state or a kind: changing them would change what the answer means.
+_KEEP_KEYS = {
+    "status",
+    "state",
+    "type",
+    "kind",
+    "currency",
+    "lang",
+    "language",
+    "locale",
+    "role",
+    "plan",
+    "object",
+    "version",
+    "format",
+    "method",
+    "unit",
+}
+_LIST_ENVELOPES = ("data", "items", "results", "records", "entries", "content", "list")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+_DATETIME = re.compile(
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+_URL = re.compile(r"^https?://", re.I)
+
+# Field name (lower case, without separators) → Faker method.
+_BY_NAME: dict[str, str] = {
+    "email": "email",
+    "mail": "email",
+    "name": "name",
+    "fullname": "name",
+    "author": "name",
+    "firstname": "first_name",
+    "givenname": "first_name",
+    "lastname": "last_name",
+    "surname": "last_name",
+    "familyname": "last_name",
+    "username": "user_name",
+    "login": "user_name",
+    "phone": "phone_number",
+    "phonenumber": "phone_number",
+    "mobile": "phone_number",
+    "city": "city",
+    "country": "country",
+    "address": "street_address",
+    "street": "street_address",
+    "zip": "postcode",
+    "zipcode": "postcode",
+    "postcode": "postcode",
+    "postalcode": "postcode",
+    "url": "url",
+    "website": "url",
+    "link": "url",
+    "href": "url",
+    "homepage": "url",
+    "avatar": "image_url",
+    "image": "image_url",
+    "photo": "image_url",
+    "picture": "image_url",
+    "thumbnail": "image_url",
+    "title": "catch_phrase",
+    "description": "sentence",
+    "summary": "sentence",
+    "bio": "sentence",
+    "text": "sentence",
+    "content": "paragraph",
+    "comment": "sentence",
+    "message": "sentence",
+    "company": "company",
+    "organization": "company",
+    "job": "job",
+    "jobtitle": "job",
+    "color": "color_name",
+    "uuid": "uuid4",
+    "guid": "uuid4",
+    "isbn": "isbn13",
+    "iban": "iban",
+    "ip": "ipv4",
+    "ipaddress": "ipv4",
+    "slug": "slug",
+    "word": "word",
+    "tag": "word",
+    "label": "word",
+    "category": "word",
+    "domain": "domain_name",
+    "hostname": "domain_name",
+    "state": "state",
+}
+
+
+class OfflineGenerator:
+    def __init__(self, engine: TemplateEngine, locale: str = "en_US") -> None:
+        self.engine = engine
+        self.fake = Faker(locale)
+
+    def generate(self, req: GenerationRequest, index: MockIndex, seed: int) -> AIAnswer | None:
+        """An answer shaped like the nearest sibling route, or None when nothing is known."""
+        shape, status, source = self._shape(req, index)
+        if shape is None:
+            return None
+        self.fake.seed_instance(seed)
+        ids = [s for s in req.segments if is_id_like(s)]
+        body = self._refake(shape, "", ids[-1] if ids else None)
+        method = req.method.upper()
+        if (
+            method in ("POST", "PUT", "PATCH")
+            and isinstance(body, dict)
+            and isinstance(req.body, dict)
+        ):
+            body.update(req.body)  # what the client sent is what a real API stores
+        if method == "POST":
+            status = 201
+        elif method == "DELETE":
+            return AIAnswer(204, {}, None, f"Offline: a deletion, shaped after {source}.")
+        headers = {"Content-Type": "application/json"}
+        explanation = f"Offline provider: shaped after {source}, filled with fake data."
+        return AIAnswer(status if 200 <= status < 300 else 200, headers, body, explanation)
+
+    def _shape(self, req: GenerationRequest, index: MockIndex) -> tuple[Any, int, str]:
+        """The example body to imitate, its status, and where it came from."""
+        if req.body_schema is not None:
+            return None, 0, ""  # schema-driven generation happens in the caller
+        candidates = sorted(
+            (
+                m
+                for m in _same_host(index.mocks, req.host)
+                if path_score(m, req.method, req.segments) > 0
+            ),
+            key=lambda m: (path_score(m, req.method, req.segments), -m.order),
+            reverse=True,
+        )
+        n = len(req.segments)
+        for mock in candidates:
+            body = self._example_body(mock, req)
+            if body is None:
+                continue
+            depth = len(mock.path.segments)
+            source = f"{mock.name} ({mock.id})"
+            if depth == n:
+                return body, mock.response.status, source
+            if depth == n - 1 and is_id_like(req.segments[-1]):
+                item = _item_of(body)
+                if item is not None:
+                    return item, 200, f"an item of {source}"
+            last = mock.path.segments[-1] if mock.path.segments else None
+            if depth == n + 1 and (isinstance(last, Param) or (last and is_id_like(last))):
+                if req.method.upper() == "POST":  # creating in a collection answers the item
+                    return body, 201, f"a new item like {source}"
+                return [body, body, body], 200, f"a list of {source}"  # refaked one by one
+        return None, 0, ""
+
+    def _example_body(self, mock: Mock, req: GenerationRequest) -> Any:
+        """The example's body, rendered when it is a template (for a request like ours)."""
+        spec = mock.response
+        if spec.body_bytes is not None and spec.body is None:
+            try:
+                return json.loads(spec.body_bytes)
+            except ValueError:
+                return None
+        if spec.body is None:
+            return None
+        params = {
+            p.name: seg
+            for p, seg in zip(mock.path.segments, req.segments, strict=False)
+            if isinstance(p, Param)
+        }
+        view = RequestView("GET", "http", req.host, 80, mock.path.text, (), Headers(), b"")
+        try:
+            rendered = render(spec, self.engine, view, params)
+            return json.loads(rendered.body)
+        except (TemplateError, ValueError):
+            return None
+
+    def _refake(self, value: Any, key: str, item_id: str | None) -> Any:
+        name = key.lower().replace("_", "").replace("-", "")
+        if isinstance(value, dict):
+            return {
+                k: self._refake(v, k, item_id if not isinstance(v, (dict, list)) else None)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [self._refake(v, key, None) for v in value]
+        if key.lower() in _KEEP_KEYS or value is None:
+            return value
+        if isinstance(value, bool):
+            return self.fake.boolean()
+        if name == "id" and item_id is not None:
+            return int(item_id) if item_id.isdigit() and isinstance(value, int) else item_id
+        if isinstance(value, int):
+            return self.fake.random_int(1, max(10, abs(value) * 2))
+        if isinstance(value, float):
+            return round(self.fake.pyfloat(min_value=0, max_value=max(10.0, abs(value) * 2)), 2)
+        if isinstance(value, str):
+            return self._fake_text(name, value)
+        return value
+
+    def _fake_text(self, name: str, value: str) -> str:
+        method = _BY_NAME.get(name)
+        if method is None and name.endswith(("at", "date", "time")) and _DATETIME.match(value):
+            method = "iso"
+        if method is None:
+            if _EMAIL.match(value):
+                method = "email"
+            elif _UUID.match(value):
+                method = "uuid4"
+            elif _URL.match(value):
+                method = "url"
+            elif _DATETIME.match(value):
+                method = "iso"
+        if method == "iso":
+            return self.fake.date_time_this_year().isoformat() + (
+                "Z" if value.endswith("Z") else ""
+            )
+        if method is not None:
+            return str(getattr(self.fake, method)())
+        words = len(value.split())
+        if words > 3:
+            return str(self.fake.sentence(nb_words=words))
+        return (
+            " ".join(self.fake.words(nb=max(1, words))).capitalize()
+            if value[:1].isupper()
+            else " ".join(self.fake.words(nb=max(1, words)))
+        )
+
+
+def _same_host(mocks: Iterable[Mock], host: str) -> Iterable[Mock]:
+    return (m for m in mocks if m.host is not None and m.host.test(host, m.host.port or 0))
+
+
+def _item_of(body: Any) -> Any:
+    """An element of a list answer, bare or in an envelope such as {"data": [...]}."""
+    if isinstance(body, list):
+        return body[0] if body and isinstance(body[0], dict) else None
+    if isinstance(body, dict):
+        for key in _LIST_ENVELOPES:
+            inner = body.get(key)
+            if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+                return inner[0]
+    return None

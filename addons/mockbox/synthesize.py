@@ -1,0 +1,180 @@
+"""The Synthesize addon: answers requests no mock matched, when `unmatched` is `ai`."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import exceptions, http
+from mitmproxy.addonmanager import Loader
+
+from .ai.providers import ProviderConfigError
+from .ai.resources import SessionResources
+from .ai.service import AISettings, Outcome, Synthesizer
+from .ai.stores import MemoryCounters, MemoryJsonStore
+from .ai.usage import Budget, UsageBook
+from .core.ai_answer import AIAnswer
+from .core.ai_prompt import GenerationRequest, nearest_examples
+from .core.mockwriter import append_mock, host_file_name, mock_from_answer
+from .core.render import Rendered, encode_body
+from .core.request import RequestView
+from .core.templating import TemplateEngine
+from .flows import answer, answer_json, request_view
+from .metrics import Metrics
+from .mocks import UNMATCHED, MockServer
+from .settings import OptionalStr, Settings
+
+logger = logging.getLogger(__name__)
+
+PERSIST_HEADER = "x-mockbox-persist"
+SESSION_HEADER = "x-mockbox-session"
+GENERATED_FOLDER = "generated"
+
+
+class Synthesize:
+    def __init__(self, settings: Settings, metrics: Metrics, mocks: MockServer) -> None:
+        self.settings, self.metrics, self.mocks = settings, metrics, mocks
+        self.synth: Synthesizer | None = None
+        self.usage: UsageBook | None = None
+        self.counters = MemoryCounters()
+        self.budget: Budget | None = None
+        self.resources = SessionResources(MemoryJsonStore())
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "mockbox_ai_provider",
+            OptionalStr,
+            None,
+            "AI provider for unmatched requests: offline, openai, anthropic, openai-compatible "
+            "(MOCKBOX_AI_PROVIDER; default offline).",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & {"mockbox_ai_provider", "mockbox_config"}:
+            return
+        ai = dict(self.settings.config.get("ai"))
+        ai["provider"] = self.settings.value("mockbox_ai_provider", "ai", "provider")
+        settings = AISettings.from_config(
+            ai, self.settings.config.get("templating", "faker_locale")
+        )
+        if self.usage is None:
+            self.usage = UsageBook(self.metrics.registry, settings.prices)
+        self.usage.prices = settings.prices
+        try:
+            self.synth = Synthesizer(settings, TemplateEngine(settings.faker_locale), self.usage)
+        except ProviderConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
+        self.budget = Budget(settings.budget, self.counters)
+
+    @property
+    def ai_config(self) -> dict[str, Any]:
+        return dict(self.settings.config.get("ai"))
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or not flow.live or not flow.metadata.get(UNMATCHED):
+            return
+        if self.mocks.unmatched != "ai" or self.synth is None or self.mocks.library is None:
+            return
+        assert self.budget is not None
+        view = request_view(flow)
+        session = view.headers.get(SESSION_HEADER) or view.client or "anonymous"
+        stateful = bool(self.ai_config["stateful"])
+        body = view.json if view.body else None
+        if stateful:
+            remembered = await self.resources.answer(
+                session, view.method, view.host, view.segments, body
+            )
+            if remembered is not None:
+                self._send(flow, remembered, {"X-MockBox-AI-Provider": "state"})
+                return
+        spent = await self.budget.exceeded(view.client or "anonymous")
+        if spent is not None:
+            retry = Budget.seconds_to_midnight()
+            answer_json(
+                flow,
+                429,
+                {
+                    "error": "AI_BUDGET_EXCEEDED",
+                    "message": f"{spent} are spent; the budget resets at midnight UTC.",
+                    "retry_after": retry,
+                },
+                "ai",
+            )
+            assert flow.response is not None
+            flow.response.headers["Retry-After"] = str(retry)
+            return
+        greq = self.generation_request(view)
+        outcome = await self.synth.generate(greq, self.mocks.library.index, greq.seed())
+        await self.budget.spend(
+            view.client or "anonymous", outcome.tokens_in + outcome.tokens_out, outcome.cost
+        )
+        if outcome.answer is None:
+            self._send_error(flow, outcome)
+            return
+        result = outcome.answer
+        if stateful:
+            result = await self.resources.remember(
+                session, view.method, view.host, view.segments, result
+            )
+        self._send(flow, result, _outcome_headers(outcome))
+        persist = self.ai_config["persist"] or view.headers.get(PERSIST_HEADER, "").lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+        if persist:
+            self.persist(greq, result)
+
+    def generation_request(self, view: RequestView) -> GenerationRequest:
+        greq = GenerationRequest.from_view(view)
+        assert self.mocks.library is not None
+        greq.examples = nearest_examples(
+            self.mocks.library.index.mocks,
+            view.host,
+            view.method,
+            view.segments,
+            int(self.ai_config["examples"]),
+            int(self.ai_config["example_chars"]),
+        )
+        return greq
+
+    def persist(self, greq: GenerationRequest, result: AIAnswer) -> Path | None:
+        """Keep the answer as an ordinary mock file: generated/<host>.yaml in the mocks folder."""
+        library = self.mocks.library
+        if library is None:
+            return None
+        target = library.root / GENERATED_FOLDER / host_file_name(greq.host)
+        mock = mock_from_answer(greq, result)
+        header = "# Answers synthesized by MockBox's AI; review, edit and keep what is good.\n"
+        try:
+            append_mock(target, mock, header)
+        except OSError as e:
+            logger.warning(f"mockbox: could not keep the AI answer in {target}: {e}")
+            return None
+        logger.info(f"mockbox: kept the AI answer for {greq.method} {greq.url} in {target}")
+        return target
+
+    def _send(self, flow: http.HTTPFlow, result: AIAnswer, extra: dict[str, str]) -> None:
+        headers = [*result.headers.items(), *extra.items()]
+        if result.explanation:
+            headers.append(("X-MockBox-AI-Explanation", _header_text(result.explanation)))
+        body = b"" if result.body is None else encode_body(result.body)
+        answer(flow, Rendered(result.status, headers, body), "ai")
+
+    def _send_error(self, flow: http.HTTPFlow, outcome: Outcome) -> None:
+        assert outcome.error is not None
+        answer_json(flow, outcome.status, outcome.error, "ai")
+        assert flow.response is not None
+        flow.response.headers.update(outcome.headers)
+        for name, value in _outcome_headers(outcome).items():
+            flow.response.headers[name] = value
+
+
+def _outcome_headers(outcome: Outcome) -> dict[str, str]:
+    return {"X-MockBox-AI-Provider": outcome.provider, "X-MockBox-AI-Model": outcome.model}
+
+
+def _header_text(text: str) -> str:
+    return json.dumps(text[:300])[1:-1]  # one line, printable

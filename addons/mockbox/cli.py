@@ -174,7 +174,8 @@ def _option_updates(args: argparse.Namespace) -> dict[str, Any]:
     return updates
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
+def _cmd_run(args: argparse.Namespace, **extra: Any) -> int:
+    """Start the proxy; `extra` option values (from record and replay) win over the flags."""
     from . import runner  # mitmproxy loads slowly; only commands that need it import it
 
     try:
@@ -182,29 +183,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
+    updates.update(extra)
     return runner.run(updates, set_options=args.setoptions, verbose=args.verbose)
 
 
 def _cmd_record(args: argparse.Namespace) -> int:
-    from . import runner
-
-    try:
-        updates = _option_updates(args)
-    except ConfigError as e:
-        print(f"mockbox: {e}", file=sys.stderr)
-        return 2
-    updates["mockbox_record"] = args.session
-    updates["mockbox_record_generalize"] = args.generalize
-    return runner.run(updates, set_options=args.setoptions, verbose=args.verbose)
+    return _cmd_run(args, mockbox_record=args.session, mockbox_record_generalize=args.generalize)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from . import runner
     from .recorder import session_folder
 
     try:
-        updates = _option_updates(args)
-        root = Path(args.mocks or load_config(args.config, os.environ).get("mocks"))
+        root = _mocks_root(args)
     except ConfigError as e:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
@@ -217,9 +208,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    updates["mockbox_mocks"] = str(folder)
-    updates["mockbox_unmatched"] = "404"
-    return runner.run(updates, set_options=args.setoptions, verbose=args.verbose)
+    return _cmd_run(args, mockbox_mocks=str(folder), mockbox_unmatched="404")
 
 
 def _mocks_root(args: argparse.Namespace) -> Path:

@@ -3,14 +3,14 @@ and how fast a large HAR imports.
 
     .venv/bin/python bench/record_overhead.py [--duration 5] [--rounds 3] [--connections 8]
 
-Each proxied row sends requests for 1,000 different paths to a local upstream (a threaded
-Python server, the same for every row), so the recorder keeps writing new mocks throughout.
-Rows are interleaved per round and the median is printed.
+Each proxied row asks for 1,000 different paths of a local upstream (a threaded Python server,
+the same for every row), so the recorder keeps writing new mocks. Each round records a new
+session (every path visited once before measuring, so the replay row can answer them all) and
+replays it. Rows are interleaved per round and the median is printed.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
@@ -18,13 +18,18 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import requests
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, Result, free_port, median_result, print_table, server, wrk
+from common import BIN, Row, bench_arguments, mockbox_command, run_rows
+
+PATHS = 1000
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -42,22 +47,43 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+class _Sessions:
+    """A new session name for each round's recording; the replay row serves the latest."""
+
+    def __init__(self, mocks: Path, confdir: Path) -> None:
+        self.mocks, self.confdir, self.round = mocks, confdir, 0
+
+    def record(self, port: int) -> list[str]:
+        self.round += 1
+        name = f"r{self.round}"
+        return mockbox_command(self.mocks, self.confdir, "--session", name, subcommand="record")(
+            port
+        )
+
+    def replay(self, port: int) -> list[str]:
+        name = f"r{self.round}"
+        return mockbox_command(self.mocks, self.confdir, "--session", name, subcommand="replay")(
+            port
+        )
+
+
+def _visit_all(upstream_port: int) -> Callable[[int], None]:
+    def visit(proxy_port: int) -> None:
+        with requests.Session() as s:
+            s.trust_env = False
+            s.proxies = {"http": f"http://127.0.0.1:{proxy_port}"}
+            for i in range(PATHS):
+                s.get(f"http://127.0.0.1:{upstream_port}/items/{i}", timeout=10).raise_for_status()
+
+    return visit
+
+
 def _lua(upstream_port: int) -> str:
     return (
         "counter = 0\nrequest = function()\n  counter = counter + 1\n"
         f'  return wrk.format("GET", "http://127.0.0.1:{upstream_port}/items/" .. '
-        "(counter % 1000))\nend\n"
+        f"(counter % {PATHS}))\nend\n"
     )
-
-
-def _visit_all(proxy_port: int, upstream_port: int) -> None:
-    import requests
-
-    with requests.Session() as s:
-        s.trust_env = False
-        s.proxies = {"http": f"http://127.0.0.1:{proxy_port}"}
-        for i in range(1000):
-            s.get(f"http://127.0.0.1:{upstream_port}/items/{i}", timeout=10).raise_for_status()
 
 
 def _har(entries: int, path: Path) -> None:
@@ -96,61 +122,29 @@ def _har(entries: int, path: Path) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--har-entries", type=int, default=5000)
-    args = ap.parse_args()
-
+    args = bench_arguments(__doc__.splitlines()[0])
     work = Path(tempfile.mkdtemp(prefix="mockbox-bench-record-"))
     upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     upstream.daemon_threads = True
     threading.Thread(target=upstream.serve_forever, daemon=True).start()
-    up_port = upstream.server_address[1]
+    up_port = int(upstream.server_address[1])
     confdir = work / "conf"
-
-    def mockbox(command: str, port: int, *extra: str) -> list[str]:
-        return [
-            str(BIN / "mockbox"), command, "--mocks", str(work / "mocks"), "--port", str(port),
-            "--admin-port", "0", "--set", f"confdir={confdir}",
-            "--set", "termlog_verbosity=error", *extra,
-        ]  # fmt: skip
-
-    runs: dict[str, list[Result]] = {"(a) passthrough": [], "(b) record": [], "(c) replay": []}
-    for round_no in range(args.rounds):
-        shutil.rmtree(work / "mocks", ignore_errors=True)
-        rows = {
-            "(a) passthrough": ["run", "--unmatched", "upstream"],
-            "(b) record": ["record", "--session", "bench"],
-            "(c) replay": ["replay", "--session", "bench"],
-        }
-        for name, argv in rows.items():
-            port = free_port()
-            with server(mockbox(argv[0], port, *argv[1:]), port):
-                if name == "(b) record":
-                    _visit_all(port, up_port)  # so the replay row can answer every path
-                result = wrk(
-                    f"http://127.0.0.1:{up_port}/items/1",
-                    proxy_port=port,
-                    duration=args.duration,
-                    connections=args.connections,
-                    lua=_lua(up_port),
-                )
-            runs[name].append(result)
-            print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
-    med = {name: median_result(r) for name, r in runs.items()}
-    print_table(
-        med,
-        f"median of {args.rounds} rounds, {args.duration}s each, {args.connections} connections, "
-        "1,000 distinct paths, wrk -t1 through the proxy",
-    )
-    a, b, c = med.values()
+    sessions = _Sessions(work / "mocks", confdir)
+    url, lua = f"http://127.0.0.1:{up_port}/items/1", _lua(up_port)
+    rows = {
+        "(a) passthrough": Row(
+            mockbox_command(work / "mocks", confdir, "--unmatched", "upstream"), url, lua=lua
+        ),
+        "(b) record": Row(sessions.record, url, prepare=_visit_all(up_port), lua=lua),
+        "(c) replay": Row(sessions.replay, url, lua=lua),
+    }
+    a, b, c = run_rows(rows, args).values()
     print(f"\nb/a (recording vs passthrough)   {b.rps / a.rps:.3f}")
     print(f"c/a (replay vs passthrough)      {c.rps / a.rps:.3f}")
 
     har = work / "big.har"
-    _har(args.har_entries, har)
+    entries = 5000
+    _har(entries, har)
     start = time.monotonic()
     subprocess.run(
         [str(BIN / "mockbox"), "import", "har", str(har), "--out", str(work / "har-out")],
@@ -160,8 +154,8 @@ def main() -> None:
     took = time.monotonic() - start
     mocks = sum(f.read_text().count("\n- name:") for f in (work / "har-out").glob("*.yaml"))
     print(
-        f"\nimport har: {args.har_entries} entries → {mocks} mocks in {took:.2f}s "
-        f"({args.har_entries / took:.0f} entries/s, including process start)"
+        f"\nimport har: {entries} entries → {mocks} mocks in {took:.2f}s "
+        f"({entries / took:.0f} entries/s, including process start)"
     )
     upstream.shutdown()
     shutil.rmtree(work, ignore_errors=True)

@@ -5,11 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from .admin import AdminServer
+from .aiapi import ai_routes
+from .cache import ResponseCache
+from .cacheapi import cache_routes
+from .cdn import MockCdnHeaders
 from .metrics import Metrics
 from .mocks import MockServer
 from .provenance import Provenance
 from .recorder import Recorder
+from .sequenceapi import sequence_routes
 from .settings import Settings
+from .state import SharedState
 from .synthesize import Synthesize
 
 
@@ -17,14 +23,23 @@ def build() -> list[Any]:
     """Request hooks run in list order; the first addon that answers ends the chain."""
     settings = Settings()
     metrics = Metrics()
+    state = SharedState(settings)
     mocks = MockServer(settings, metrics)
-    synthesize = Synthesize(settings, metrics, mocks)
+    synthesize = Synthesize(settings, metrics, mocks, state)
+    cache = ResponseCache(settings, metrics, state, mocks)
+    admin = AdminServer(settings, metrics, mocks, state)
+    admin.routes += cache_routes(admin, cache)
+    admin.routes += ai_routes(admin, synthesize)
+    admin.routes += sequence_routes(admin, mocks)
     return [
         settings,
+        state,
         Recorder(settings),  # before every answering addon: while recording, none may answer
         mocks,
+        cache,
         synthesize,
+        MockCdnHeaders(settings, mocks),
         Provenance(),
         metrics,
-        AdminServer(settings, metrics, mocks, synthesize),
+        admin,
     ]

@@ -99,6 +99,14 @@ paths:
             application/json:
               examples:
                 one: {value: {hits: [dune]}}
+  /feed:
+    get:
+      responses:
+        "200":
+          description: an XML feed
+          content:
+            application/xml:
+              schema: {type: object, properties: {title: {type: string}}}
 components:
   schemas:
     Thing: {type: object}
@@ -121,7 +129,10 @@ def test_broken_refs_are_reported_and_the_rest_imports(
         f"{src}:25: paths./gone.get.responses.200.$ref: $ref '#/components/responses/Missing' "
         "does not resolve"
     ) in done.stderr
-    assert "3 operation(s) as mocks" in done.stderr
+    assert "4 operation(s) as mocks" in done.stderr
+    assert "paths./feed.get.responses.200.content.application/xml: only JSON answers" in (
+        done.stderr
+    )
     box = mockbox(out, "--unmatched", "404")
     thing = box.get("https://api.broken.test/v1/things/7")
     assert thing.status_code == 200 and thing.json()["id"] >= 1 and "owner" in thing.json()
@@ -129,6 +140,12 @@ def test_broken_refs_are_reported_and_the_rest_imports(
     assert box.get("https://api.broken.test/v1/search", params={"q": "x"}).json() == {
         "hits": ["dune"]
     }
+    feed = box.get("https://api.broken.test/v1/feed")
+    assert (feed.status_code, feed.content, feed.headers["Content-Type"]) == (
+        200,
+        b"",
+        "application/xml",
+    )
     missing_q = box.get("https://api.broken.test/v1/search")
     assert missing_q.status_code == 404  # the required query parameter is matched
 
@@ -137,7 +154,7 @@ def test_json_documents_import_too(tmp_path: Path) -> None:
     src = tmp_path / "broken.json"
     src.write_text(json.dumps(yaml.safe_load(BROKEN), indent=2))
     done = _import(src, tmp_path / "out")
-    assert done.returncode == 1 and "3 operation(s) as mocks" in done.stderr
+    assert done.returncode == 1 and "4 operation(s) as mocks" in done.stderr
     assert (
         f"{src}:" in done.stderr and "'#/components/schemas/Owner' does not resolve" in done.stderr
     )

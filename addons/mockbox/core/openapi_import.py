@@ -216,6 +216,13 @@ def _operation(
                 schema = _Bundler(spec).bundle(media_obj["schema"], (*media_place, "schema"))
                 openapi["response_schema"] = schema
             body = _body(spec, media_obj, schema, media_place, f"{method} {route}")
+            if body is not None and not isinstance(body, str) and not _is_json(content_type):
+                spec.problem(
+                    media_place,
+                    f"only JSON answers are made from a schema; {content_type} has no text "
+                    "example, so the mock has no body",
+                )
+                body = None
             if isinstance(body, str) and _is_json(content_type):
                 body = json.dumps(body)  # a JSON string, quoted: a plain string is sent as text
             if body is not None:

@@ -133,7 +133,7 @@ def main() -> None:
     url, lua = f"http://127.0.0.1:{up_port}/items/1", _lua(up_port)
     rows = {
         "(a) passthrough": Row(
-            mockbox_command(work / "mocks", confdir, "--unmatched", "upstream"), url, lua=lua
+            mockbox_command(work / "empty", confdir, "--unmatched", "upstream"), url, lua=lua
         ),
         "(b) record": Row(sessions.record, url, prepare=_visit_all(up_port), lua=lua),
         "(c) replay": Row(sessions.replay, url, lua=lua),

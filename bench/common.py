@@ -159,11 +159,14 @@ def floor_command(port: int) -> list[str]:
     return [sys.executable, str(REPO / "bench" / "floor.py"), str(port)]
 
 
-def mockbox_command(mocks: Path, confdir: Path, *extra: str) -> Callable[[int], list[str]]:
-    """`mockbox run` over `mocks` on the port it is given, without the admin server."""
+def mockbox_command(
+    mocks: Path, confdir: Path, *extra: str, subcommand: str = "run"
+) -> Callable[[int], list[str]]:
+    """`mockbox run` (or record, replay) over `mocks` on the port it is given, without the
+    admin server."""
     return lambda port: [
         str(BIN / "mockbox"),
-        "run",
+        subcommand,
         "--mocks",
         str(mocks),
         "--port",
@@ -183,6 +186,7 @@ class Row:
     command: Callable[[int], list[str]]  # the server's command line for a port
     url: str  # what wrk asks for through it
     prepare: Callable[[int], None] | None = None  # run against the port before measuring
+    lua: str | None = None  # a wrk script of its own (one that varies the requests)
 
 
 def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result]:
@@ -195,7 +199,11 @@ def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result
                 if row.prepare is not None:
                     row.prepare(port)
                 result = wrk(
-                    row.url, proxy_port=port, duration=args.duration, connections=args.connections
+                    row.url,
+                    proxy_port=port,
+                    duration=args.duration,
+                    connections=args.connections,
+                    lua=row.lua,
                 )
             runs[name].append(result)
             print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)

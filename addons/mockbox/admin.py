@@ -184,6 +184,21 @@ class MetricsHandler(_AdminHandler):
         self.finish(self.admin.metrics.exposition())
 
 
+class SequencesHandler(ApiHandler):
+    """Calls counted so far for mocks with `responses:` sequences, by mock id."""
+
+    def get(self) -> None:
+        self.write_json({"calls": self.admin.mocks.sequences.calls()})
+
+
+class SequencesResetHandler(ApiHandler):
+    """POST: start sequences over (`?mock=ID` for one mock), like `mockbox.sequences.reset`."""
+
+    def post(self) -> None:
+        mock = self.get_query_argument("mock", "")
+        self.write_json({"reset": self.admin.mocks.sequences.reset(mock)})
+
+
 def _is_loopback(host: str) -> bool:
     if host in ("localhost", "ip6-localhost"):
         return True

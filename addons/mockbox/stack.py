@@ -12,6 +12,8 @@ from .cdn import MockCdnHeaders
 from .metrics import Metrics
 from .mocks import MockServer
 from .provenance import Provenance
+from .recorder import Recorder
+from .sequenceapi import sequence_routes
 from .settings import Settings
 from .state import SharedState
 from .synthesize import Synthesize
@@ -28,9 +30,11 @@ def build() -> list[Any]:
     admin = AdminServer(settings, metrics, mocks, state)
     admin.routes += cache_routes(admin, cache)
     admin.routes += ai_routes(admin, synthesize)
+    admin.routes += sequence_routes(admin, mocks)
     return [
         settings,
         state,
+        Recorder(settings),  # before every answering addon: while recording, none may answer
         mocks,
         cache,
         synthesize,

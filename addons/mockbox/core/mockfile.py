@@ -16,6 +16,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .matchers import BodyMatcher, MatcherError, ValueMatcher
 from .model import ANY_METHOD, Delay, Fault, HostPattern, Mock, ResponseSpec
+from .operation import OperationSchema, OperationSchemaError
 from .pathtemplate import PathTemplate, PathTemplateError
 from .render import encode_body
 from .templating import TemplateEngine, TemplateError
@@ -115,7 +116,9 @@ def _location(where: DocPath) -> str:
 def _describe(err: ValidationError) -> str:
     location = _location(tuple(err.absolute_path))
     message = err.message
-    if err.validator == "oneOf":
+    if err.validator == "oneOf" and len(err.absolute_path) == 2:
+        message = "a mock has either `response` or `responses` (a sequence), exactly one"
+    elif err.validator == "oneOf":
         message = f"{json.dumps(err.instance)[:80]} is not a valid value here"
     elif err.validator == "not" and err.absolute_path and err.absolute_path[-1] == "response":
         message = "a response has either `body` or `body_file`, not both"
@@ -194,9 +197,17 @@ class _MockBuilder:
                     ("request", "body", i) if isinstance(body_specs, list) else ("request", "body"),
                     str(e),
                 )
-        response = self._response(self.raw["response"], ("response",))
-        if self.problems or response is None:
+        if "responses" in self.raw:
+            sequence = [
+                self._response(spec, ("responses", i))
+                for i, spec in enumerate(self.raw["responses"])
+            ]
+        else:
+            sequence = [self._response(self.raw["response"], ("response",))]
+        openapi = self._openapi(self.raw["openapi"]) if "openapi" in self.raw else None
+        if self.problems or any(r is None for r in sequence):
             return None
+        responses = tuple(r for r in sequence if r is not None)
         rel = self.path.relative_to(self.root) if self.path.is_relative_to(self.root) else self.path
         return Mock(
             id=f"{rel.as_posix()}#{self.name}",
@@ -210,9 +221,18 @@ class _MockBuilder:
             headers=tuple((k.lower(), v) for k, v in headers),
             body=tuple(body),
             priority=int(self.raw.get("priority", 0)),
-            response=response,
+            response=responses[0],
             raw=self.raw,
+            sequence=responses if "responses" in self.raw else (),
+            openapi=openapi,
         )
+
+    def _openapi(self, raw: dict[str, Any]) -> OperationSchema | None:
+        try:
+            return OperationSchema.from_raw(raw)
+        except OperationSchemaError as e:
+            self.problem(("openapi", e.key), str(e))
+            return None
 
     def _value_matchers(
         self, specs: dict[str, Any], where: str

@@ -7,6 +7,7 @@ from typing import Any
 from .admin import AdminServer
 from .metrics import Metrics
 from .mocks import MockServer
+from .probe import Probe
 from .provenance import Provenance
 from .settings import Settings
 from .synthesize import Synthesize
@@ -20,9 +21,10 @@ def build() -> list[Any]:
     synthesize = Synthesize(settings, metrics, mocks)
     return [
         settings,
+        Probe(settings, mocks),
         mocks,
         synthesize,
-        Provenance(),
+        Provenance(settings),
         metrics,
         AdminServer(settings, metrics, mocks, synthesize),
     ]

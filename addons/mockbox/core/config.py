@@ -19,6 +19,7 @@ from .yamlsrc import SourcedDocument, YamlSyntaxError, load_sourced
 ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_MOCKS": ("mocks",),
     "MOCKBOX_UNMATCHED": ("unmatched",),
+    "FLY_REGION": ("region",),  # set by Fly.io in every machine; MOCKBOX_REGION wins
     "MOCKBOX_REGION": ("region",),
     "MOCKBOX_REDIS_URL": ("redis_url",),
     "MOCKBOX_HOST": ("proxy", "host"),

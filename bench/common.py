@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,3 +145,64 @@ def print_table(rows: dict[str, Result], title: str) -> None:
     print(f"{'row':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, r in rows.items():
         print(f"{name:<48} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+
+
+def bench_arguments(description: str) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=8)
+    return ap.parse_args()
+
+
+def floor_command(port: int) -> list[str]:
+    return [sys.executable, str(REPO / "bench" / "floor.py"), str(port)]
+
+
+def mockbox_command(mocks: Path, confdir: Path, *extra: str) -> Callable[[int], list[str]]:
+    """`mockbox run` over `mocks` on the port it is given, without the admin server."""
+    return lambda port: [
+        str(BIN / "mockbox"),
+        "run",
+        "--mocks",
+        str(mocks),
+        "--port",
+        str(port),
+        "--admin-port",
+        "0",
+        "--set",
+        f"confdir={confdir}",
+        "--set",
+        "termlog_verbosity=error",
+        *extra,
+    ]
+
+
+@dataclass(frozen=True)
+class Row:
+    command: Callable[[int], list[str]]  # the server's command line for a port
+    url: str  # what wrk asks for through it
+    prepare: Callable[[int], None] | None = None  # run against the port before measuring
+
+
+def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result]:
+    """Every row once per round, rows interleaved; prints and returns the medians."""
+    runs: dict[str, list[Result]] = {name: [] for name in rows}
+    for round_no in range(args.rounds):
+        for name, row in rows.items():
+            port = free_port()
+            with server(row.command(port), port):
+                if row.prepare is not None:
+                    row.prepare(port)
+                result = wrk(
+                    row.url, proxy_port=port, duration=args.duration, connections=args.connections
+                )
+            runs[name].append(result)
+            print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
+    med = {name: median_result(r) for name, r in runs.items()}
+    print_table(
+        med,
+        f"median of {args.rounds} rounds, {args.duration}s each, "
+        f"{args.connections} connections, wrk -t1 through the proxy",
+    )
+    return med

@@ -9,14 +9,13 @@ machines are shared and noisy.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, REPO, Result, free_port, median_result, print_table, server, wrk
+from common import BIN, REPO, Row, bench_arguments, floor_command, mockbox_command, run_rows
 
 TARGET = "http://api.bench.test/users/42"
 TEMPLATED = """
@@ -45,73 +44,39 @@ def write_mocks(folder: Path, count: int) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--connections", type=int, default=8)
-    args = ap.parse_args()
-
+    args = bench_arguments(__doc__.splitlines()[0])
     work = Path(tempfile.mkdtemp(prefix="mockbox-bench-"))
     write_mocks(work / "m10", 10)
     write_mocks(work / "m10k", 10_000)
     confdir = work / "conf"
 
-    def mockbox(folder: Path, port: int) -> list[str]:
-        return [
-            str(BIN / "mockbox"),
-            "run",
-            "--mocks",
-            str(folder),
-            "--port",
-            str(port),
-            "--admin-port",
-            "0",
-            "--set",
-            f"confdir={confdir}",
-            "--set",
-            "termlog_verbosity=error",
-        ]
-
     rows = {
-        "(a) floor: lean master, fixed response": lambda p: [
-            sys.executable,
-            str(REPO / "bench" / "floor.py"),
-            str(p),
-        ],
-        "(b) mockbox run, templated mock, 10 mocks": lambda p: mockbox(work / "m10", p),
-        "(c) mockbox run, templated mock, 10,000 mocks": lambda p: mockbox(work / "m10k", p),
-        "(d) stock mitmdump -s addons/mockbox.py, 10 mocks": lambda p: [
-            str(BIN / "mitmdump"),
-            "-q",
-            "-s",
-            str(REPO / "addons" / "mockbox.py"),
-            "-p",
-            str(p),
-            "--set",
-            f"mockbox_mocks={work / 'm10'}",
-            "--set",
-            "mockbox_admin_port=0",
-            "--set",
-            f"confdir={confdir}",
-        ],
+        "(a) floor: lean master, fixed response": Row(floor_command, TARGET),
+        "(b) mockbox run, templated mock, 10 mocks": Row(
+            mockbox_command(work / "m10", confdir), TARGET
+        ),
+        "(c) mockbox run, templated mock, 10,000 mocks": Row(
+            mockbox_command(work / "m10k", confdir), TARGET
+        ),
+        "(d) stock mitmdump -s addons/mockbox.py, 10 mocks": Row(
+            lambda p: [
+                str(BIN / "mitmdump"),
+                "-q",
+                "-s",
+                str(REPO / "addons" / "mockbox.py"),
+                "-p",
+                str(p),
+                "--set",
+                f"mockbox_mocks={work / 'm10'}",
+                "--set",
+                "mockbox_admin_port=0",
+                "--set",
+                f"confdir={confdir}",
+            ],
+            TARGET,
+        ),
     }
-    runs: dict[str, list[Result]] = {name: [] for name in rows}
-    for round_no in range(args.rounds):
-        for name, cmd in rows.items():
-            port = free_port()
-            with server(cmd(port), port):
-                result = wrk(
-                    TARGET, proxy_port=port, duration=args.duration, connections=args.connections
-                )
-            runs[name].append(result)
-            print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
-
-    med = {name: median_result(r) for name, r in runs.items()}
-    print_table(
-        med,
-        f"median of {args.rounds} rounds, {args.duration}s each, "
-        f"{args.connections} connections, wrk -t1 through the proxy",
-    )
+    med = run_rows(rows, args)
     a, b, c, d = med.values()
     print(f"\nb/a (mock serving vs floor)        {b.rps / a.rps:.3f}   aim >= 0.95")
     print(f"c/b (10,000 mocks vs 10)           {c.rps / b.rps:.3f}   aim >= 0.95")

@@ -226,13 +226,16 @@ class Upstream:
     """A local HTTP server that records what reached it.
 
     GET /anything → 200 JSON echo. Paths starting with /status/N answer N. Handlers can be
-    overridden per path with `upstream.routes[path] = (status, headers, body)`.
+    overridden per path with `upstream.routes[path] = (status, headers, body)`, and made slow
+    with `upstream.delays[path] = seconds`; `stop()` takes the server down for good.
     """
 
     server: ThreadingHTTPServer
     hits: list[dict[str, Any]] = field(default_factory=list)
     routes: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stopped: bool = False
 
     @property
     def port(self) -> int:
@@ -246,6 +249,13 @@ class Upstream:
         with self.lock:
             return sum(1 for h in self.hits if path is None or h["path"] == path)
 
+    def stop(self) -> None:
+        """Stop answering and close the port: connections are refused from now on, and the
+        ones still open are closed without an answer."""
+        self.stopped = True
+        self.server.shutdown()
+        self.server.server_close()
+
 
 def _upstream_handler(upstream_ref: list[Upstream]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
@@ -256,6 +266,9 @@ def _upstream_handler(upstream_ref: list[Upstream]) -> type[BaseHTTPRequestHandl
 
         def _handle(self) -> None:
             up = upstream_ref[0]
+            if up.stopped:
+                self.close_connection = True
+                return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             hit = {
@@ -266,6 +279,8 @@ def _upstream_handler(upstream_ref: list[Upstream]) -> type[BaseHTTPRequestHandl
             }
             with up.lock:
                 up.hits.append(hit)
+            if self.path in up.delays:
+                time.sleep(up.delays[self.path])
             route = up.routes.get(self.path)
             if route is not None:
                 status, headers, payload = route

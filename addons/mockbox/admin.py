@@ -22,19 +22,22 @@ from . import __version__
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalInt, OptionalStr, Settings
-from .synthesize import Synthesize
+from .state import SharedState
 
 logger = logging.getLogger(__name__)
 
 
+type Route = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
+
+
 class AdminServer:
     def __init__(
-        self, settings: Settings, metrics: Metrics, mocks: MockServer, synthesize: Synthesize
+        self, settings: Settings, metrics: Metrics, mocks: MockServer, state: SharedState
     ) -> None:
-        self.settings, self.metrics, self.mocks = settings, metrics, mocks
-        self.synthesize = synthesize
+        self.settings, self.metrics, self.mocks, self.state = settings, metrics, mocks, state
         self._server: tornado.httpserver.HTTPServer | None = None
         self.bound: tuple[str, int] | None = None
+        self.routes: list[Route] = []  # /api/... routes that features add (see stack.build)
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -78,7 +81,7 @@ class AdminServer:
             [
                 (r"/healthz", HealthHandler, {"admin": self}),
                 (r"/metrics", MetricsHandler, {"admin": self}),
-                (r"/api/ai/usage", AIUsageHandler, {"admin": self}),
+                *self.routes,
             ]
         )
         try:
@@ -110,7 +113,7 @@ class AdminServer:
             given.encode(), self.token.encode()
         )
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> dict[str, Any]:
         library = self.mocks.library
         problems = library.problems if library else []
         return {
@@ -127,7 +130,7 @@ class AdminServer:
                 "problems": [p.to_json() for p in problems],
             },
             "unmatched": self.mocks.unmatched,
-            "redis": "configured" if self.settings.redis_url else "disabled",
+            "redis": await self.state.status(),
             "proxy": {"mode": list(ctx.options.mode)},
         }
 
@@ -146,32 +149,35 @@ class _AdminHandler(tornado.web.RequestHandler):
 
 
 class ApiHandler(_AdminHandler):
-    """Every /api call needs the admin token when one is set (compared in constant time)."""
+    """Base of /api/... handlers: a token, when set, is required; errors are JSON."""
 
     def prepare(self) -> None:
         if not self.admin.authorized(self.request.headers.get("Authorization")):
             self.set_header("WWW-Authenticate", "Bearer")
-            self.write_json({"error": "UNAUTHORIZED", "message": "Bearer token required"}, 401)
+            self.write_json(
+                {"error": "UNAUTHORIZED", "message": "send Authorization: Bearer <admin token>"},
+                401,
+            )
 
+    def json_body(self) -> dict[str, Any] | None:
+        """The request body as a JSON object; None (after answering 400) when it is not one."""
+        try:
+            body = json.loads(self.request.body or b"{}")
+        except ValueError as e:
+            self.write_json({"error": "BAD_REQUEST", "message": f"invalid JSON: {e}"}, 400)
+            return None
+        if not isinstance(body, dict):
+            self.write_json({"error": "BAD_REQUEST", "message": "expected a JSON object"}, 400)
+            return None
+        return body
 
-class AIUsageHandler(ApiHandler):
-    def get(self) -> None:
-        synth = self.admin.synthesize
-        usage = synth.usage.snapshot() if synth.usage else {}
-        provider = synth.synth
-        self.write_json(
-            {
-                "provider": provider.name if provider else None,
-                "model": provider.model if provider else None,
-                "breaker": provider.breaker.state if provider else None,
-                **usage,
-            }
-        )
+    def bad_request(self, message: str) -> None:
+        self.write_json({"error": "BAD_REQUEST", "message": message}, 400)
 
 
 class HealthHandler(_AdminHandler):
-    def get(self) -> None:
-        self.write_json(self.admin.health())
+    async def get(self) -> None:
+        self.write_json(await self.admin.health())
 
 
 class MetricsHandler(_AdminHandler):

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, cachecli
 from .core.config import ConfigError, load_config
 
 
@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--provider", help="offline, openai, anthropic or openai-compatible")
     gen.add_argument("--config", type=Path, metavar="FILE", help="configuration file (YAML)")
     gen.set_defaults(handler=_cmd_generate)
+    cachecli.add_parser(sub)
     return parser
 
 

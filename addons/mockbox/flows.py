@@ -6,6 +6,7 @@ import json
 import logging
 import socket
 import struct
+from collections.abc import Iterable
 from functools import cached_property
 from typing import Any
 
@@ -19,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "mockbox.source"  # flow.metadata key: mock | cache | ai | upstream | ratelimit
 MOCK_ID = "mockbox.mock"
+BACKGROUND = "mockbox.background"  # flow.metadata key: a flow MockBox made itself (no client)
 _VIEW = "mockbox.view"
 
 
@@ -76,6 +78,11 @@ def answer(flow: http.HTTPFlow, rendered: Rendered, source: str) -> None:
         [(k.encode(), v.encode("utf-8", "replace")) for k, v in rendered.headers],
     )
     flow.metadata[SOURCE] = source
+
+
+def make_headers(fields: Iterable[tuple[str, str]]) -> http.Headers:
+    """mitmproxy headers from text fields (the inverse of `headers.items(multi=True)`)."""
+    return http.Headers([(k.encode(), v.encode("utf-8", "surrogateescape")) for k, v in fields])
 
 
 def answer_json(flow: http.HTTPFlow, status: int, payload: dict[str, Any], source: str) -> None:

@@ -14,7 +14,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from .flows import SOURCE
+from .flows import BACKGROUND, SOURCE
 
 # `*_created` series only add noise for a proxy's counters.
 disable_created_metrics()
@@ -59,6 +59,8 @@ class Metrics:
         self._by_source = {s: (self.requests.labels(s), self.latency.labels(s)) for s in SOURCES}
 
     def response(self, flow: http.HTTPFlow) -> None:
+        if flow.metadata.get(BACKGROUND):  # no client waits for it (a cache refresh)
+            return
         source = flow.metadata.get(SOURCE, "upstream")
         counter, histogram = self._by_source.get(source) or self._by_source["upstream"]
         counter.inc()

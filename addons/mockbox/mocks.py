@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import command, exceptions, http
@@ -33,6 +34,8 @@ class MockServer:
         self.library: MockLibrary | None = None
         self.unmatched = "404"
         self._watcher: asyncio.Task[None] | None = None
+        # Called after a reload changed what is served (not on the first load).
+        self.reload_listeners: list[Callable[[ReloadReport], None]] = []
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -80,7 +83,7 @@ class MockServer:
     def reload(self) -> None:
         """Reload changed mock files now."""
         if self.library is not None:
-            self._report(self.library.refresh())
+            self._reloaded(self.library.refresh())
 
     async def _watch(self, interval: float) -> None:
         while True:
@@ -94,7 +97,13 @@ class MockServer:
                 logger.exception("mockbox: reloading mocks failed")
                 continue
             if library is self.library:
-                self._report(report)
+                self._reloaded(report)
+
+    def _reloaded(self, report: ReloadReport) -> None:
+        self._report(report)
+        if report.changed:
+            for listener in self.reload_listeners:
+                listener(report)
 
     def _report(self, report: ReloadReport) -> None:
         assert self.library is not None

@@ -5,11 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from .admin import AdminServer
+from .aiapi import ai_routes
+from .cache import ResponseCache
+from .cacheapi import cache_routes
+from .cdn import MockCdnHeaders
 from .metrics import Metrics
 from .mocks import MockServer
 from .probe import Probe
 from .provenance import Provenance
 from .settings import Settings
+from .state import SharedState
 from .synthesize import Synthesize
 
 
@@ -17,14 +22,22 @@ def build() -> list[Any]:
     """Request hooks run in list order; the first addon that answers ends the chain."""
     settings = Settings()
     metrics = Metrics()
+    state = SharedState(settings)
     mocks = MockServer(settings, metrics)
-    synthesize = Synthesize(settings, metrics, mocks)
+    synthesize = Synthesize(settings, metrics, mocks, state)
+    cache = ResponseCache(settings, metrics, state, mocks)
+    admin = AdminServer(settings, metrics, mocks, state)
+    admin.routes += cache_routes(admin, cache)
+    admin.routes += ai_routes(admin, synthesize)
     return [
         settings,
+        state,
         Probe(settings, mocks),
         mocks,
+        cache,
         synthesize,
+        MockCdnHeaders(settings, mocks),
         Provenance(settings),
         metrics,
-        AdminServer(settings, metrics, mocks, synthesize),
+        admin,
     ]

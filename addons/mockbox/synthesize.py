@@ -13,7 +13,7 @@ from mitmproxy.addonmanager import Loader
 from .ai.providers import ProviderConfigError
 from .ai.resources import SessionResources
 from .ai.service import AISettings, Outcome, Synthesizer
-from .ai.stores import MemoryCounters, MemoryJsonStore
+from .ai.stores import StateStore
 from .ai.usage import Budget, UsageBook
 from .core.ai_answer import AIAnswer
 from .core.ai_prompt import GenerationRequest, nearest_examples
@@ -25,22 +25,26 @@ from .flows import answer, answer_json, request_view
 from .metrics import Metrics
 from .mocks import UNMATCHED, MockServer
 from .settings import OptionalStr, Settings
+from .state import SharedState, StateError
 
 logger = logging.getLogger(__name__)
 
 PERSIST_HEADER = "x-mockbox-persist"
 SESSION_HEADER = "x-mockbox-session"
 GENERATED_FOLDER = "generated"
+_YES = ("1", "true", "yes")
 
 
 class Synthesize:
-    def __init__(self, settings: Settings, metrics: Metrics, mocks: MockServer) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, mocks: MockServer, state: SharedState
+    ) -> None:
         self.settings, self.metrics, self.mocks = settings, metrics, mocks
         self.synth: Synthesizer | None = None
         self.usage: UsageBook | None = None
-        self.counters = MemoryCounters()
+        self.store = StateStore(state)
         self.budget: Budget | None = None
-        self.resources = SessionResources(MemoryJsonStore())
+        self.resources = SessionResources(self.store)
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -66,7 +70,7 @@ class Synthesize:
             self.synth = Synthesizer(settings, TemplateEngine(settings.faker_locale), self.usage)
         except ProviderConfigError as e:
             raise exceptions.OptionsError(str(e)) from e
-        self.budget = Budget(settings.budget, self.counters)
+        self.budget = Budget(settings.budget, self.store)
 
     @property
     def ai_config(self) -> dict[str, Any]:
@@ -75,57 +79,65 @@ class Synthesize:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or not flow.live or not flow.metadata.get(UNMATCHED):
             return
-        if self.mocks.unmatched != "ai" or self.synth is None or self.mocks.library is None:
+        library, synth, budget = self.mocks.library, self.synth, self.budget
+        if self.mocks.unmatched != "ai" or synth is None or library is None or budget is None:
             return
-        assert self.budget is not None
         view = request_view(flow)
-        session = view.headers.get(SESSION_HEADER) or view.client or "anonymous"
+        client = view.client or "anonymous"
+        session = view.headers.get(SESSION_HEADER) or client
         stateful = bool(self.ai_config["stateful"])
-        body = view.json if view.body else None
-        if stateful:
-            remembered = await self.resources.answer(
-                session, view.method, view.host, view.segments, body
-            )
-            if remembered is not None:
-                self._send(flow, remembered, {"X-MockBox-AI-Provider": "state"})
-                return
-        spent = await self.budget.exceeded(view.client or "anonymous")
+        try:
+            if stateful:
+                body = view.json if view.body else None
+                kept = await self.resources.answer(
+                    session, view.method, view.host, view.segments, body
+                )
+                if kept is not None:  # never cached: the next write changes it
+                    self._send(
+                        flow, kept, {"X-MockBox-AI-Provider": "state", "Cache-Control": "no-store"}
+                    )
+                    return
+            spent = await budget.exceeded(client)
+        except StateError as e:
+            logger.warning(f"mockbox: AI state unavailable ({e}); answering without it")
+            spent, stateful = None, False
         if spent is not None:
-            retry = Budget.seconds_to_midnight()
-            answer_json(
-                flow,
-                429,
-                {
-                    "error": "AI_BUDGET_EXCEEDED",
-                    "message": f"{spent} are spent; the budget resets at midnight UTC.",
-                    "retry_after": retry,
-                },
-                "ai",
-            )
-            assert flow.response is not None
-            flow.response.headers["Retry-After"] = str(retry)
+            self._budget_spent(flow, spent)
             return
         greq = self.generation_request(view)
-        outcome = await self.synth.generate(greq, self.mocks.library.index, greq.seed())
-        await self.budget.spend(
-            view.client or "anonymous", outcome.tokens_in + outcome.tokens_out, outcome.cost
-        )
+        outcome = await synth.generate(greq, library.index, greq.seed())
+        try:
+            await budget.spend(client, outcome.tokens_in + outcome.tokens_out, outcome.cost)
+            if outcome.answer is not None and stateful:
+                outcome.answer = await self.resources.remember(
+                    session, view.method, view.host, view.segments, outcome.answer
+                )
+        except StateError as e:
+            logger.warning(f"mockbox: AI state unavailable ({e}); usage not counted")
         if outcome.answer is None:
             self._send_error(flow, outcome)
             return
-        result = outcome.answer
-        if stateful:
-            result = await self.resources.remember(
-                session, view.method, view.host, view.segments, result
-            )
-        self._send(flow, result, _outcome_headers(outcome))
-        persist = self.ai_config["persist"] or view.headers.get(PERSIST_HEADER, "").lower() in (
-            "1",
-            "true",
-            "yes",
-        )
-        if persist:
-            self.persist(greq, result)
+        extra = _outcome_headers(outcome)
+        ttl = int(self.ai_config["cache_ttl"])
+        if view.method in ("GET", "HEAD") and "cache-control" not in {
+            h.lower() for h in outcome.answer.headers
+        }:
+            # The same request gets the same answer for this long: the cache layer keeps it.
+            extra["Cache-Control"] = f"max-age={ttl}" if ttl > 0 else "no-store"
+        self._send(flow, outcome.answer, extra)
+        if self.ai_config["persist"] or view.headers.get(PERSIST_HEADER, "").lower() in _YES:
+            self.persist(greq, outcome.answer)
+
+    def _budget_spent(self, flow: http.HTTPFlow, spent: str) -> None:
+        retry = Budget.seconds_to_midnight()
+        payload = {
+            "error": "AI_BUDGET_EXCEEDED",
+            "message": f"{spent} are spent; the budget resets at midnight UTC.",
+            "retry_after": retry,
+        }
+        answer_json(flow, 429, payload, "ai")
+        assert flow.response is not None
+        flow.response.headers["Retry-After"] = str(retry)
 
     def generation_request(self, view: RequestView) -> GenerationRequest:
         greq = GenerationRequest.from_view(view)

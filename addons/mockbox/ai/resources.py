@@ -11,13 +11,13 @@ from typing import Any
 
 from ..core.ai_answer import AIAnswer
 from ..core.ai_prompt import is_id_like
-from .stores import JsonStore
+from .stores import StateStore
 
 TTL = 24 * 3600
 
 
 class SessionResources:
-    def __init__(self, store: JsonStore) -> None:
+    def __init__(self, store: StateStore) -> None:
         self.store = store
 
     @staticmethod
@@ -35,7 +35,7 @@ class SessionResources:
         ):
             return None
         key = self._key(session, host, "/".join(segments[:-1]), segments[-1])
-        stored = await self.store.get(key)
+        stored = await self.store.get_json(key)
         if stored is None:
             return None
         explanation = "Stateful: the resource this session created earlier."
@@ -45,7 +45,7 @@ class SessionResources:
         if method in ("PUT", "PATCH") and isinstance(stored, dict) and isinstance(body, dict):
             stored = body if method == "PUT" else {**stored, **body}
             stored.setdefault("id", _id_value(segments[-1]))
-            await self.store.set(key, stored, TTL)
+            await self.store.set_json(key, stored, TTL)
             explanation = "Stateful: updated the resource this session created."
         return AIAnswer(200, {"Content-Type": "application/json"}, stored, explanation)
 
@@ -64,7 +64,7 @@ class SessionResources:
             collection = "/".join(segments[:-1])
         else:
             return answer
-        await self.store.set(self._key(session, host, collection, item), body, TTL)
+        await self.store.set_json(self._key(session, host, collection, item), body, TTL)
         return AIAnswer(answer.status, answer.headers, body, answer.explanation)
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from .stores import CounterStore
+from .stores import StateStore
 
 OUTCOMES = ("ok", "repaired", "invalid", "timeout", "error", "breaker_open", "no_knowledge")
 
@@ -124,7 +124,7 @@ class BudgetLimits:
 class Budget:
     """Daily token and cost budgets, per client and in total (UTC days)."""
 
-    def __init__(self, limits: BudgetLimits, store: CounterStore) -> None:
+    def __init__(self, limits: BudgetLimits, store: StateStore) -> None:
         self.limits, self.store = limits, store
 
     @staticmethod
@@ -150,7 +150,7 @@ class Budget:
             (self.limits.total_cost, f"ai:budget:{day}:cost", "the daily AI cost of all clients"),
         )
         for limit, key, what in checks:
-            if limit and await self.store.get(key) >= limit:
+            if limit and await self.store.number(key) >= limit:
                 return what
         return None
 

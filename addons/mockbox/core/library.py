@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .index import MockIndex
 from .mockfile import MOCK_FILE_SUFFIXES, LoadedFile, Problem, load_mock_file
+from .model import Mock
 from .templating import TemplateEngine
 
 type Signature = tuple[tuple[str, int, int], ...]
@@ -24,6 +25,9 @@ class _FileState:
     good: LoadedFile | None  # the last version without problems
     problems: list[Problem] = field(default_factory=list)
 
+    def mocks(self) -> list[Mock]:
+        return self.good.mocks if self.good is not None else []
+
 
 @dataclass(frozen=True, slots=True)
 class ReloadReport:
@@ -31,6 +35,9 @@ class ReloadReport:
     failed: list[Path]  # files with problems (their last good version still serves)
     removed: list[Path]
     problems: list[Problem]
+    # Mocks added, edited (old and new versions) or removed, for whoever keeps derived state
+    # (the cache purges what they could answer).
+    affected: tuple[Mock, ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -59,10 +66,11 @@ class MockLibrary:
         loaded: list[Path] = []
         failed: list[Path] = []
         problems: list[Problem] = []
+        affected: list[Mock] = []
         seen = set(self._scan())
         removed = [p for p in self._files if p not in seen]
         for path in removed:
-            del self._files[path]
+            affected.extend(self._files.pop(path).mocks())
         for path in sorted(seen):
             state = self._files.get(path)
             signature = self._signature(path, state)
@@ -77,8 +85,9 @@ class MockLibrary:
                 self._files[path] = _FileState(signature, good, result.problems)
             else:
                 loaded.append(path)
+                affected.extend((*(state.mocks() if state else ()), *result.mocks))
                 self._files[path] = _FileState(signature, result)
-        report = ReloadReport(loaded, failed, removed, problems)
+        report = ReloadReport(loaded, failed, removed, problems, tuple(affected))
         if report.changed:
             self._rebuild()
         return report

@@ -71,6 +71,13 @@ class PathTemplate:
     def param_count(self) -> int:
         return len(self.segments) - self.literal_count
 
+    @property
+    def literal_prefix(self) -> str:
+        """What every request path this template matches starts with (for cache purges)."""
+        if "{" in self.text:
+            return self.text.split("{", 1)[0]
+        return self.text.rstrip("/") or "/"
+
     def match(self, segments: tuple[str, ...]) -> dict[str, str] | None:
         """Parameters bound by matching `segments` (decoded request path), or None."""
         n = len(self.segments)

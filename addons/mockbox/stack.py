@@ -9,6 +9,7 @@ from .aiapi import ai_routes
 from .cache import ResponseCache
 from .cacheapi import cache_routes
 from .cdn import MockCdnHeaders
+from .cdnpurge import CdnPurge
 from .metrics import Metrics
 from .mocks import MockServer
 from .probe import Probe
@@ -26,6 +27,7 @@ def build() -> list[Any]:
     mocks = MockServer(settings, metrics)
     synthesize = Synthesize(settings, metrics, mocks, state)
     cache = ResponseCache(settings, metrics, state, mocks)
+    cdn_purge = CdnPurge(settings, metrics, mocks)
     admin = AdminServer(settings, metrics, mocks, state)
     admin.routes += cache_routes(admin, cache)
     admin.routes += ai_routes(admin, synthesize)
@@ -39,5 +41,6 @@ def build() -> list[Any]:
         MockCdnHeaders(settings, mocks),
         Provenance(settings),
         metrics,
+        cdn_purge,
         admin,
     ]

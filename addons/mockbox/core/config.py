@@ -32,6 +32,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_AI_MODEL": ("ai", "model"),
     "MOCKBOX_AI_BASE_URL": ("ai", "base_url"),
     "MOCKBOX_CACHE_ENABLED": ("cache", "enabled"),
+    "MOCKBOX_CDN_CLOUDFLARE_ZONE": ("cdn", "cloudflare_zone"),
 }
 # Mappings whose keys are the user's (model names...), not a fixed set.
 OPEN_MAPS = {("ai", "prices")}

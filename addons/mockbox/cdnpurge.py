@@ -45,14 +45,8 @@ class CdnPurge:
         self.api = CLOUDFLARE_API  # tests point this at a local server
 
     def mocks_changed(self, report: ReloadReport) -> None:
-        tags = sorted(
-            {
-                tag
-                for m in report.affected
-                if m.host
-                for tag in surrogate_tags(str(m.host), m.id)[2:]
-            }
-        )
+        # Added, edited (old and new version) and removed mocks: their answers may be stale.
+        tags = sorted({mock_tag(m.id) for m in report.affected})
         if not tags:
             return
         task = asyncio.get_running_loop().create_task(self.purge(tags))

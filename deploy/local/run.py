@@ -36,9 +36,12 @@ def free_port() -> int:
         return port
 
 
-def wait_http(url: str, timeout: float = 60) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}:\n{tail}")
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -120,7 +123,12 @@ class LocalEdge:
 
     def config(self) -> str:
         """The configuration every region shares: the edge is a trusted proxy."""
-        return f'redis_url: {self.redis_url}\nunmatched: "404"\n{self.extra_config}'
+        return (
+            f"redis_url: {self.redis_url}\n"
+            'unmatched: "404"\n'
+            f"cdn:\n  varnish: [{self.url}]\n"
+            f"{self.extra_config}"
+        )
 
     def start_region(self, region: Region) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKBOX_")}
@@ -145,7 +153,7 @@ class LocalEdge:
             ],
             env,
         )
-        wait_http(f"{region.admin}/healthz")
+        wait_http(f"{region.admin}/healthz", region.proc, self._log(f"mockbox-{region.name}"))
 
     def stop_region(self, region: Region) -> None:
         if region.proc is not None and region.proc.poll() is None:
@@ -212,13 +220,16 @@ include "mockbox-edge.vcl";
                 "malloc,64m",
             ],
         )
-        wait_http(f"{self.url}/__mockbox/healthz")
+        wait_http(f"{self.url}/__mockbox/healthz", self.procs["varnish"], self._log("varnish"))
+
+    def _log(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
 
     def _spawn(
         self, name: str, cmd: list[str], env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
-        log = (self.workdir / f"{name}.log").open("wb")
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        with self._log(name).open("wb") as log:
+            return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def stop(self) -> None:
         for region in self.regions:

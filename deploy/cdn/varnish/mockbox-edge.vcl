@@ -6,6 +6,7 @@
 # - tells MockBox the client's address in X-Forwarded-For, overwritten here so a client cannot
 #   choose it (MockBox believes it only from the edge's address: rate_limit.trusted_proxies);
 # - adds X-Edge-Region and X-Edge-Cache (HIT/MISS) to answers;
+# - retries another region when one fails between two health probes;
 # - purge by tag: `BAN /` with `X-Purge-Tag: <tag>` bans every object whose Surrogate-Key
 #   names the tag (MockBox sends these when a mock changes); PURGE drops one URL.
 
@@ -46,6 +47,13 @@ sub vcl_backend_response {
     # Keep serving a cached answer briefly if every region is down.
     set beresp.grace = 1m;
     return (deliver);
+}
+
+sub vcl_backend_error {
+    # A region that died since the last probe: try the next one before failing the client.
+    if (bereq.retries < 2) {
+        return (retry);
+    }
 }
 
 sub vcl_deliver {

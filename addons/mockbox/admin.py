@@ -123,7 +123,9 @@ class AdminServer:
             "mocks": {
                 "loaded": len(library.index) if library else 0,
                 "files": len(library.files) if library else 0,
-                "version": library.version if library else 0,
+                # A digest of the files served: instances serving the same mocks agree.
+                "version": library.digest[:16] if library else None,
+                "reloads": library.reloads if library else 0,
                 "folder": str(library.root) if library else None,
                 "problems": [p.to_json() for p in problems],
             },

@@ -9,8 +9,10 @@ from .aiapi import ai_routes
 from .cache import ResponseCache
 from .cacheapi import cache_routes
 from .cdn import MockCdnHeaders
+from .cdnpurge import CdnPurge
 from .metrics import Metrics
 from .mocks import MockServer
+from .probe import Probe
 from .provenance import Provenance
 from .recorder import Recorder
 from .sequenceapi import sequence_routes
@@ -27,6 +29,7 @@ def build() -> list[Any]:
     mocks = MockServer(settings, metrics)
     synthesize = Synthesize(settings, metrics, mocks, state)
     cache = ResponseCache(settings, metrics, state, mocks)
+    cdn_purge = CdnPurge(settings, metrics, mocks)
     admin = AdminServer(settings, metrics, mocks, state)
     admin.routes += cache_routes(admin, cache)
     admin.routes += ai_routes(admin, synthesize)
@@ -34,12 +37,14 @@ def build() -> list[Any]:
     return [
         settings,
         state,
+        Probe(settings, mocks),  # health probes first: never limited, recorded or mocked
         Recorder(settings),  # before every answering addon: while recording, none may answer
         mocks,
         cache,
         synthesize,
         MockCdnHeaders(settings, mocks),
-        Provenance(),
+        Provenance(settings),
         metrics,
+        cdn_purge,
         admin,
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ class LoadedFile:
     mocks: list[Mock] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     dependencies: set[Path] = field(default_factory=set)  # body files read while loading
+    digest: str = ""  # sha256 of the file and its body files: the same content, the same digest
 
 
 @cache
@@ -92,6 +94,10 @@ def load_mock_file(path: Path, root: Path, engine: TemplateEngine) -> LoadedFile
             out.mocks.append(mock)
     if out.problems:
         out.mocks.clear()
+    content = hashlib.sha256(text.encode())
+    for dep in sorted(out.dependencies):
+        content.update(dep.read_bytes() if dep.is_file() else b"")
+    out.digest = content.hexdigest()
     return out
 
 

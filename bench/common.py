@@ -173,11 +173,14 @@ def floor_command(port: int) -> list[str]:
     return [sys.executable, str(REPO / "bench" / "floor.py"), str(port)]
 
 
-def mockbox_command(mocks: Path, confdir: Path, *extra: str) -> Callable[[int], list[str]]:
-    """`mockbox run` over `mocks` on the port it is given, without the admin server."""
+def mockbox_command(
+    mocks: Path, confdir: Path, *extra: str, subcommand: str = "run"
+) -> Callable[[int], list[str]]:
+    """`mockbox run` (or record, replay) over `mocks` on the port it is given, without the
+    admin server."""
     return lambda port: [
         str(BIN / "mockbox"),
-        "run",
+        subcommand,
         "--mocks",
         str(mocks),
         "--port",
@@ -197,7 +200,7 @@ class Row:
     command: Callable[[int], list[str]]  # the server's command line for a port
     url: str  # what wrk asks for through it
     prepare: Callable[[int], None] | None = None  # run against the port before measuring
-    lua: str | None = None  # a wrk script (after wrk.path is set)
+    lua: str | None = None  # a wrk script of its own (one that varies the requests)
     watch: tuple[int, ...] = ()  # other processes whose CPU counts, such as a redis-server
     env: dict[str, str] = dataclasses.field(default_factory=dict)  # MOCKBOX_* for the server
 

@@ -146,8 +146,10 @@ class MockBoxFactory:
         stock: bool = False,
         admin: bool = True,
         wait: bool = True,
+        command: str = "run",
     ) -> MockBox:
-        """Start MockBox on free ports; `stock` runs a plain mitmdump with addons/mockbox.py."""
+        """Start MockBox on free ports; `stock` runs a plain mitmdump with addons/mockbox.py;
+        `command` picks the mockbox subcommand (run, record, replay)."""
         port, admin_port = free_port(), free_port() if admin else 0
         log_path = self.workdir / f"mockbox-{port}.log"
         if stock:
@@ -157,7 +159,7 @@ class MockBoxFactory:
             if mocks is not None:
                 cmd += ["--set", f"mockbox_mocks={mocks}"]
         else:
-            cmd = [str(BIN / "mockbox"), "run", "--port", str(port)]
+            cmd = [str(BIN / "mockbox"), command, "--port", str(port)]
             cmd += ["--admin-port", str(admin_port), "--set", f"confdir={self.confdir}"]
             if mocks is not None:
                 cmd += ["--mocks", str(mocks)]
@@ -406,8 +408,10 @@ def launch_browser(playwright_instance: Any) -> Iterator[Callable[..., Any]]:
     """Launch Debian's Chromium, optionally through a proxy; closed after the test."""
     browsers: list[Any] = []
 
-    def launch(proxy: str | None = None) -> Any:
+    def launch(proxy: str | None = None, extra_args: tuple[str, ...] = ()) -> Any:
         kwargs: dict[str, Any] = {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+        if extra_args:
+            kwargs["args"] = [*CHROMIUM_ARGS, *extra_args]
         if proxy:
             kwargs["proxy"] = {"server": proxy}
         browser = playwright_instance.chromium.launch(**kwargs)

@@ -405,3 +405,57 @@ def test_generate_command(tmp_path: Path, llm_server: LLMServer) -> None:
     assert prompt["request"]["body"] == {"email": "x@y.z"}
     assert "few fields" in prompt["detail"]
     assert llm_server.calls[0]["body"]["model"] == "llama3.1"
+
+
+PETS = """
+mocks:
+  - name: get pet (strict clients only)
+    request:
+      method: GET
+      host: pets.test
+      path: "/pets/{id}"
+      headers: {X-Client: strict}
+    response: {body: {id: 1, name: Rex, tag: dog}}
+    openapi:
+      operation_id: getPet
+      method: GET
+      path: "/pets/{id}"
+      response_schema:
+        type: object
+        required: [id, name, tag]
+        properties:
+          id: {type: integer}
+          name: {type: string}
+          tag: {type: string, enum: [dog, cat]}
+        additionalProperties: false
+"""
+
+
+def test_imported_openapi_schema_grounds_and_checks_answers(
+    mockbox: MockBoxFactory, tmp_path: Path, llm_server: LLMServer
+) -> None:
+    mocks = tmp_path / "mocks"
+    write_mocks(mocks, "pets.yaml", PETS)
+    offline = mockbox(mocks)
+    pet = offline.get("http://pets.test/pets/9")  # no X-Client header: no mock matches
+    assert pet.status_code == 200 and pet.headers["X-MockBox-Source"] == "ai"
+    body = pet.json()
+    assert set(body) == {"id", "name", "tag"} and body["tag"] in ("dog", "cat")
+    assert isinstance(body["id"], int)
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {"ai": {"provider": "openai", "base_url": f"{llm_server.url}/v1", "max_retries": 0}}
+        )
+    )
+    bad = {**GOOD, "body": {"id": "nine", "name": "Rex"}}
+    fixed = {**GOOD, "body": {"id": 9, "name": "Rex", "tag": "dog"}}
+    llm_server.script = [{"answer": bad}, {"answer": fixed}]
+    box = mockbox(mocks, "--config", str(config), env=clean_env(OPENAI_API_KEY="k"))
+    r = box.get("http://pets.test/pets/9")
+    assert r.status_code == 200 and r.json() == fixed["body"]
+    prompt = json.loads(llm_server.calls[0]["body"]["messages"][1]["content"])
+    assert prompt["response_body_json_schema"]["required"] == ["id", "name", "tag"]
+    repair = llm_server.calls[1]["body"]["messages"][1]["content"]
+    assert "does not match the API's schema" in repair and "'tag' is a required property" in repair

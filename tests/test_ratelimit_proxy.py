@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +16,7 @@ import requests
 
 from .conftest import (
     BIN,
+    REPO,
     MockBox,
     MockBoxFactory,
     RedisServer,
@@ -349,3 +352,25 @@ def test_requests_that_reach_ai_synthesis_count_in_the_ai_tier(boxes: Boxes) -> 
     mocked = box.get(URL)  # a mock answers: the public tier, untouched by the AI requests
     assert mocked.headers["RateLimit-Policy"] == '"public";q=5;w=60'
     assert mocked.headers["X-RateLimit-Remaining"] == "4"
+
+
+def test_one_global_limit_across_regions_behind_a_cdn(tmp_path: Path) -> None:
+    """Three regions sharing one Redis, behind Varnish (deploy/local): uncached requests spread
+    round-robin over the regions, and the client gets the limit once, not once per region."""
+    sys.path.insert(0, str(REPO / "deploy" / "local"))
+    from run import LocalEdge
+
+    mocks = tmp_path / "mocks"
+    shutil.copytree(REPO / "deploy" / "local" / "mocks", mocks)
+    config = (
+        "rate_limit:\n  public: {limit: 5/minute}\n  identity: {trusted_proxies: [127.0.0.1/32]}\n"
+    )
+    edge = LocalEdge.create(["iad", "fra", "sin"], mocks, tmp_path / "edge", extra_config=config)
+    try:
+        edge.start()
+        answers = [requests.get(f"{edge.url}/cart/{i}", timeout=10) for i in range(8)]
+    finally:
+        edge.stop()
+    assert [r.status_code for r in answers] == [200] * 5 + [429] * 3
+    assert {r.headers["X-MockBox-Region"] for r in answers[:5]} == {"iad", "fra", "sin"}
+    assert answers[-1].json()["error"] == "PUBLIC_API_RATE_LIMIT_EXCEEDED"

@@ -123,7 +123,9 @@ class AdminServer:
             "mocks": {
                 "loaded": len(library.index) if library else 0,
                 "files": len(library.files) if library else 0,
-                "version": library.version if library else 0,
+                # A digest of the files served: instances serving the same mocks agree.
+                "version": library.digest[:16] if library else None,
+                "reloads": library.reloads if library else 0,
                 "folder": str(library.root) if library else None,
                 "problems": [p.to_json() for p in problems],
             },
@@ -182,6 +184,21 @@ class MetricsHandler(_AdminHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(self.admin.metrics.exposition())
+
+
+class SequencesHandler(ApiHandler):
+    """Calls counted so far for mocks with `responses:` sequences, by mock id."""
+
+    def get(self) -> None:
+        self.write_json({"calls": self.admin.mocks.sequences.calls()})
+
+
+class SequencesResetHandler(ApiHandler):
+    """POST: start sequences over (`?mock=ID` for one mock), like `mockbox.sequences.reset`."""
+
+    def post(self) -> None:
+        mock = self.get_query_argument("mock", "")
+        self.write_json({"reset": self.admin.mocks.sequences.reset(mock)})
 
 
 def _is_loopback(host: str) -> bool:

@@ -48,7 +48,7 @@ from .core.cachepolicy import (
 from .core.library import ReloadReport
 from .core.model import HostPattern
 from .core.request import Headers
-from .flows import BACKGROUND, SOURCE, make_headers, request_view
+from .flows import BACKGROUND, RECORDING, SOURCE, make_headers, request_view
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import Settings
@@ -190,7 +190,7 @@ class ResponseCache:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or not self.enabled:
             return
-        if _STATE in flow.metadata:  # a refresh this addon started
+        if _STATE in flow.metadata or flow.metadata.get(RECORDING):  # own refresh; recording
             return
         view = request_view(flow)
         req = flow.request

@@ -27,14 +27,14 @@ class MockCdnHeaders:
         library = self.mocks.library
         if library is None:
             return {}
-        if library.version != self._version:
+        if library.reloads != self._version:
             default_cdn_ttl = int(self.settings.config.get("cache", "cdn_ttl"))
             caching = {}
             for mock in library.index.mocks:
                 parsed = MockCaching.parse(mock.raw.get("cache"), default_cdn_ttl)
                 if parsed is not None:
                     caching[mock.id] = parsed
-            self._caching, self._version = caching, library.version
+            self._caching, self._version = caching, library.reloads
         return self._caching
 
     def response(self, flow: http.HTTPFlow) -> None:

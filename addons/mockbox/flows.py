@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 SOURCE = "mockbox.source"  # flow.metadata key: mock | cache | ai | upstream | ratelimit
 MOCK_ID = "mockbox.mock"
 BACKGROUND = "mockbox.background"  # flow.metadata key: a flow MockBox made itself (no client)
+# Set by the recorder: this request must reach the real upstream, so no addon may answer it.
+RECORDING = "mockbox.recording"
 _VIEW = "mockbox.view"
 
 

@@ -16,8 +16,9 @@ from .core.library import MockLibrary, ReloadReport
 from .core.model import Delay, Fault
 from .core.render import render
 from .core.request import RequestView
+from .core.sequence import SequenceCounters
 from .core.templating import TemplateEngine, TemplateError
-from .flows import MOCK_ID, answer, answer_json, request_view, reset_connection
+from .flows import MOCK_ID, RECORDING, answer, answer_json, request_view, reset_connection
 from .metrics import Metrics
 from .settings import OptionalStr, Settings
 
@@ -34,6 +35,7 @@ class MockServer:
         self.metrics = metrics
         self.library: MockLibrary | None = None
         self.unmatched = "404"
+        self.sequences = SequenceCounters()
         self._watcher: asyncio.Task[None] | None = None
         # Called after a reload changed what is served (not on the first load).
         self.reload_listeners: list[Callable[[ReloadReport], None]] = []
@@ -86,6 +88,11 @@ class MockServer:
         if self.library is not None:
             self._reloaded(self.library.refresh())
 
+    @command.command("mockbox.sequences.reset")
+    def reset_sequences(self, mock: str = "") -> int:
+        """Start `responses:` sequences over, for every mock or the one with this id or name."""
+        return self.sequences.reset(mock)
+
     async def _watch(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
@@ -113,6 +120,7 @@ class MockServer:
         if report.failed:
             self.metrics.reload_errors.inc(len(report.failed))
         if report.changed:
+            self.sequences.retain(self.library.index.mocks)
             logger.info(
                 f"mockbox: {len(self.library.index)} mocks from {len(self.library.files)} "
                 f"files in {self.library.root}"
@@ -137,6 +145,8 @@ class MockServer:
         library = self.library
         if flow.response or flow.error or not flow.live or library is None:
             return
+        if flow.metadata.get(RECORDING):
+            return  # recording: everything goes to the real upstream
         view = request_view(flow)
         match = self.match(flow)
         if match is not None:
@@ -151,7 +161,7 @@ class MockServer:
     ) -> None:
         mock = match.mock
         flow.metadata[MOCK_ID] = mock.id
-        spec = mock.response
+        spec = self.sequences.pick(mock)
         if spec.delay is not None:
             await asyncio.sleep(_delay_seconds(spec.delay))
             if not flow.live:

@@ -17,7 +17,7 @@ from mitmproxy.addonmanager import Loader
 
 from .core.quota import Quota
 from .core.ratelimit import TIERS, RateLimitConfigError, RateLimitPolicy, describe
-from .flows import answer_json, request_view
+from .flows import BACKGROUND, RECORDING, answer_json, request_view
 from .limiter import RETRY_INTERVAL, Limiter, RateLimitMetrics, StorageUnavailable
 from .metrics import Metrics
 from .mocks import MockServer
@@ -116,6 +116,8 @@ class RateLimiter:
         policy, limiter = self.policy, self.limiter
         if flow.response or flow.error or not flow.live or not (policy and policy.enabled):
             return
+        if flow.metadata.get(BACKGROUND) or flow.metadata.get(RECORDING):
+            return  # MockBox's own request (no client to limit), or recording: it goes upstream
         assert limiter is not None  # made with the policy
         match = self.mocks.match(flow)
         view = request_view(flow)

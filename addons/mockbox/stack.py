@@ -9,11 +9,15 @@ from .aiapi import ai_routes
 from .cache import ResponseCache
 from .cacheapi import cache_routes
 from .cdn import MockCdnHeaders
+from .cdnpurge import CdnPurge
 from .limitsapi import limits_routes
 from .metrics import Metrics
 from .mocks import MockServer
+from .probe import Probe
 from .provenance import Provenance
 from .ratelimit import RateLimiter
+from .recorder import Recorder
+from .sequenceapi import sequence_routes
 from .settings import Settings
 from .state import SharedState
 from .synthesize import Synthesize
@@ -28,19 +32,24 @@ def build() -> list[Any]:
     ratelimit = RateLimiter(settings, metrics, mocks)
     synthesize = Synthesize(settings, metrics, mocks, state)
     cache = ResponseCache(settings, metrics, state, mocks)
+    cdn_purge = CdnPurge(settings, metrics, mocks)
     admin = AdminServer(settings, metrics, mocks, state)
     admin.routes += cache_routes(admin, cache)
     admin.routes += ai_routes(admin, synthesize)
+    admin.routes += sequence_routes(admin, mocks)
     admin.routes += limits_routes(admin, ratelimit)
     return [
         settings,
-        ratelimit,  # first: a refused request goes no further
         state,
+        Probe(settings, mocks),  # health probes first: never limited, recorded or mocked
+        Recorder(settings),  # before every answering addon: while recording, none may answer
+        ratelimit,  # before the answers it guards: a refused request goes no further
         mocks,
         cache,
         synthesize,
         MockCdnHeaders(settings, mocks),
-        Provenance(),
+        Provenance(settings),
         metrics,
+        cdn_purge,
         admin,
     ]

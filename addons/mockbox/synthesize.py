@@ -16,7 +16,7 @@ from .ai.service import AISettings, Outcome, Synthesizer
 from .ai.stores import StateStore
 from .ai.usage import Budget, UsageBook
 from .core.ai_answer import AIAnswer
-from .core.ai_prompt import GenerationRequest, nearest_examples
+from .core.ai_prompt import GenerationRequest, nearest_examples, operation_schema
 from .core.mockwriter import append_mock, host_file_name, mock_from_answer
 from .core.render import Rendered, encode_body
 from .core.request import RequestView
@@ -142,6 +142,9 @@ class Synthesize:
     def generation_request(self, view: RequestView) -> GenerationRequest:
         greq = GenerationRequest.from_view(view)
         assert self.mocks.library is not None
+        greq.body_schema = operation_schema(
+            self.mocks.library.index.mocks, view.host, view.method, view.segments
+        )
         greq.examples = nearest_examples(
             self.mocks.library.index.mocks,
             view.host,

@@ -10,10 +10,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import anthropic
-import openai
-
 from ..core.ai_answer import ANSWER_SCHEMA, parse_answer
+
+# The SDKs are imported when a provider is made: they take seconds to import, and the default
+# (offline) provider and most commands never need them.
 
 DEFAULT_MODELS = {
     "openai": "gpt-4o-mini",
@@ -21,9 +21,17 @@ DEFAULT_MODELS = {
     "openai-compatible": "llama3.1",
 }
 PROVIDERS = ("offline", "openai", "anthropic", "openai-compatible")
-# Errors that mean "the provider failed" (as opposed to "the answer was bad").
-PROVIDER_ERRORS: tuple[type[Exception], ...] = (openai.OpenAIError, anthropic.AnthropicError)
-TIMEOUT_ERRORS: tuple[type[Exception], ...] = (openai.APITimeoutError, anthropic.APITimeoutError)
+
+
+def sdk_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """(timeouts, all provider errors): "the provider failed", not "the answer was bad"."""
+    import anthropic
+    import openai
+
+    return (
+        (openai.APITimeoutError, anthropic.APITimeoutError),
+        (openai.OpenAIError, anthropic.AnthropicError),
+    )
 
 
 class ProviderConfigError(ValueError):
@@ -61,6 +69,8 @@ class OpenAIProvider:
     server: Ollama, vLLM, llama.cpp; those get `max_tokens`, OpenAI `max_completion_tokens`)."""
 
     def __init__(self, s: ProviderSettings) -> None:
+        import openai
+
         self.name, self.model, self.settings = s.provider, s.model, s
         key = os.environ.get("OPENAI_API_KEY", "")
         if s.provider == "openai" and not key:
@@ -98,6 +108,8 @@ class AnthropicProvider:
     """Anthropic's messages API, with the answer forced through a tool's input schema."""
 
     def __init__(self, s: ProviderSettings) -> None:
+        import anthropic
+
         self.name, self.model, self.settings = s.provider, s.model, s
         key = os.environ.get("ANTHROPIC_API_KEY", "")
         if not key:

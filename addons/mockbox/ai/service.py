@@ -22,18 +22,10 @@ from ..core.breaker import CircuitBreaker
 from ..core.index import MockIndex
 from ..core.offline import OfflineGenerator
 from ..core.templating import TemplateEngine
-from .providers import (
-    DEFAULT_MODELS,
-    PROVIDER_ERRORS,
-    TIMEOUT_ERRORS,
-    Provider,
-    ProviderSettings,
-    make_provider,
-)
+from .providers import DEFAULT_MODELS, Provider, ProviderSettings, make_provider, sdk_errors
 from .usage import BudgetLimits, UsageBook
 
 logger = logging.getLogger(__name__)
-_TIMEOUTS: tuple[type[BaseException], ...] = (TimeoutError, *TIMEOUT_ERRORS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +98,9 @@ class Synthesizer:
         self.offline = OfflineGenerator(engine, settings.faker_locale)
         p = settings.provider
         self.provider: Provider | None = None if p.provider == "offline" else make_provider(p)
+        timeouts, errors = sdk_errors() if self.provider else ((), ())
+        self._timeouts: tuple[type[BaseException], ...] = (TimeoutError, *timeouts)
+        self._errors: tuple[type[BaseException], ...] = errors
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
         self._inflight: dict[str, asyncio.Future[Outcome]] = {}
 
@@ -190,7 +185,7 @@ class Synthesizer:
                 errors=checked.errors,
             )
             return self._finish(out, "invalid", started, tokens_in, tokens_out)
-        except _TIMEOUTS:
+        except self._timeouts:
             self.breaker.failure()
             timeout = self.settings.provider.timeout
             out = self._error(
@@ -199,7 +194,7 @@ class Synthesizer:
                 f"The AI provider {self.name} did not answer within {timeout:g} s.",
             )
             return self._finish(out, "timeout", started, tokens_in, tokens_out)
-        except PROVIDER_ERRORS as e:
+        except self._errors as e:
             self.breaker.failure()
             out = self._error(
                 502, "AI_PROVIDER_ERROR", f"The AI provider {self.name} failed: {_describe(e)}"
@@ -237,7 +232,7 @@ class Synthesizer:
         )
 
 
-def _describe(e: Exception) -> str:
+def _describe(e: BaseException) -> str:
     status = getattr(e, "status_code", None)
     text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
     return f"HTTP {status}: {text}" if status else text

@@ -166,6 +166,21 @@ def nearest_examples(
     return out
 
 
+def operation_schema(
+    mocks: Iterable[Mock], host: str, method: str, segments: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The response schema of an imported OpenAPI operation for this route, if there is one."""
+    for mock in mocks:
+        op = mock.openapi
+        if op is None or not isinstance(op.response_schema, dict):
+            continue
+        if mock.host is not None and not mock.host.test(host, mock.host.port or 0):
+            continue
+        if (op.method or "").upper() == method.upper() and mock.path.match(segments) is not None:
+            return op.response_schema
+    return None
+
+
 def example_of(mock: Mock) -> Example:
     raw = mock.raw.get("response") or {}
     body: Any = raw.get("body")

@@ -357,8 +357,13 @@ def surrogate_tags(host: str, mock_id: str | None = None) -> list[str]:
     """Purge handles for a CDN: everything from MockBox, one host, one mock."""
     tags = ["mockbox", f"host:{host.lower()}"]
     if mock_id is not None:
-        tags.append(f"mock:{quote(mock_id, safe='/#:{}*.-_@')}")
+        tags.append(mock_tag(mock_id))
     return tags
+
+
+def mock_tag(mock_id: str) -> str:
+    """The purge handle of one mock's answers (no spaces, as Surrogate-Key and Cache-Tag need)."""
+    return f"mock:{quote(mock_id, safe='/#:{}*.-_@')}"
 
 
 def with_cdn(

@@ -19,6 +19,7 @@ from .yamlsrc import SourcedDocument, YamlSyntaxError, load_sourced
 ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_MOCKS": ("mocks",),
     "MOCKBOX_UNMATCHED": ("unmatched",),
+    "FLY_REGION": ("region",),  # set by Fly.io in every machine; MOCKBOX_REGION wins
     "MOCKBOX_REGION": ("region",),
     "MOCKBOX_REDIS_URL": ("redis_url",),
     "MOCKBOX_RATE_LIMIT_AI": ("rate_limit", "ai", "limit"),
@@ -33,6 +34,7 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "MOCKBOX_AI_MODEL": ("ai", "model"),
     "MOCKBOX_AI_BASE_URL": ("ai", "base_url"),
     "MOCKBOX_CACHE_ENABLED": ("cache", "enabled"),
+    "MOCKBOX_CDN_CLOUDFLARE_ZONE": ("cdn", "cloudflare_zone"),
 }
 # Mappings whose keys are the user's (model names...), not a fixed set.
 OPEN_MAPS = {("ai", "prices")}

@@ -6,6 +6,7 @@ edit never takes the other mocks (or the previous version of that file) down.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,8 @@ class MockLibrary:
         self.root = root.resolve()
         self.engine = engine
         self.index = MockIndex()
-        self.version = 0  # bumps on every change of what is served
+        self.reloads = 0  # bumps on every change of what is served
+        self.digest = hashlib.sha256().hexdigest()  # of what is served: equal across instances
         self._files: dict[Path, _FileState] = {}
 
     @property
@@ -92,14 +94,17 @@ class MockLibrary:
 
     def _rebuild(self) -> None:
         mocks = []
+        digest = hashlib.sha256()
         for path in sorted(self._files):
             good = self._files[path].good
             if good is not None:
                 mocks.extend(good.mocks)
+                digest.update(f"{path.relative_to(self.root)}\0{good.digest}\n".encode())
         for order, mock in enumerate(mocks):
             mock.order = order
         self.index = MockIndex(mocks)
-        self.version += 1
+        self.reloads += 1
+        self.digest = digest.hexdigest()
 
     def _scan(self) -> list[Path]:
         if not self.root.is_dir():

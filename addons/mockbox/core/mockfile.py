@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import mimetypes
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from .matchers import BodyMatcher, MatcherError, ValueMatcher
 from .model import ANY_METHOD, Delay, Fault, HostPattern, Mock, ResponseSpec
+from .operation import OperationSchema, OperationSchemaError
 from .pathtemplate import PathTemplate, PathTemplateError
 from .ratelimit import LimitRule, RateLimitConfigError, parse_rule
 from .render import encode_body
@@ -51,6 +53,7 @@ class LoadedFile:
     mocks: list[Mock] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     dependencies: set[Path] = field(default_factory=set)  # body files read while loading
+    digest: str = ""  # sha256 of the file and its body files: the same content, the same digest
 
 
 @cache
@@ -92,6 +95,10 @@ def load_mock_file(path: Path, root: Path, engine: TemplateEngine) -> LoadedFile
             out.mocks.append(mock)
     if out.problems:
         out.mocks.clear()
+    content = hashlib.sha256(text.encode())
+    for dep in sorted(out.dependencies):
+        content.update(dep.read_bytes() if dep.is_file() else b"")
+    out.digest = content.hexdigest()
     return out
 
 
@@ -116,7 +123,9 @@ def _location(where: DocPath) -> str:
 def _describe(err: ValidationError) -> str:
     location = _location(tuple(err.absolute_path))
     message = err.message
-    if err.validator == "oneOf":
+    if err.validator == "oneOf" and len(err.absolute_path) == 2:
+        message = "a mock has either `response` or `responses` (a sequence), exactly one"
+    elif err.validator == "oneOf":
         message = f"{json.dumps(err.instance)[:80]} is not a valid value here"
     elif err.validator == "not" and err.absolute_path and err.absolute_path[-1] == "response":
         message = "a response has either `body` or `body_file`, not both"
@@ -195,10 +204,18 @@ class _MockBuilder:
                     ("request", "body", i) if isinstance(body_specs, list) else ("request", "body"),
                     str(e),
                 )
-        response = self._response(self.raw["response"], ("response",))
+        if "responses" in self.raw:
+            sequence = [
+                self._response(spec, ("responses", i))
+                for i, spec in enumerate(self.raw["responses"])
+            ]
+        else:
+            sequence = [self._response(self.raw["response"], ("response",))]
+        openapi = self._openapi(self.raw["openapi"]) if "openapi" in self.raw else None
         rate_limit = self._rate_limit()
-        if self.problems or response is None:
+        if self.problems or any(r is None for r in sequence):
             return None
+        responses = tuple(r for r in sequence if r is not None)
         rel = self.path.relative_to(self.root) if self.path.is_relative_to(self.root) else self.path
         return Mock(
             id=f"{rel.as_posix()}#{self.name}",
@@ -212,10 +229,19 @@ class _MockBuilder:
             headers=tuple((k.lower(), v) for k, v in headers),
             body=tuple(body),
             priority=int(self.raw.get("priority", 0)),
-            response=response,
+            response=responses[0],
             raw=self.raw,
+            sequence=responses if "responses" in self.raw else (),
+            openapi=openapi,
             rate_limit=rate_limit,
         )
+
+    def _openapi(self, raw: dict[str, Any]) -> OperationSchema | None:
+        try:
+            return OperationSchema.from_raw(raw)
+        except OperationSchemaError as e:
+            self.problem(("openapi", e.key), str(e))
+            return None
 
     def _rate_limit(self) -> LimitRule | None:
         if "rate_limit" not in self.raw:

@@ -1,10 +1,15 @@
-"""Writing mocks to YAML files safely: atomically, readable, and never as accidental templates."""
+"""Writing mocks to YAML files safely: atomically, readable, and never as accidental templates.
+
+Shared by everything that writes mocks: the recorder, the importers, AI persistence and
+`mockbox generate`, so their files look alike (block style, keys in a fixed order).
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +19,17 @@ from .ai_answer import AIAnswer
 from .ai_prompt import GenerationRequest
 
 _HOST_FILE = re.compile(r"[^A-Za-z0-9._-]+")
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: str | bytes) -> None:
     """Write via a temporary file and a rename, so a reader (or a crash) never sees half."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -30,12 +37,14 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def literal(value: Any) -> Any:
-    """`value` with every string that looks like a template wrapped in {% raw %}, so text a
-    model or an upstream produced is served as written, not evaluated."""
+    """`value` with every string that Jinja would read as a template made to render exactly as
+    itself, so text a model or an upstream produced is served as written, not evaluated."""
     if isinstance(value, str):
-        if "{{" in value or "{%" in value or "{#" in value:
-            return "{% raw %}" + value.replace("{% endraw %}", "") + "{% endraw %}"
-        return value
+        if not any(mark in value for mark in _TEMPLATE_MARKS):
+            return value
+        if "{% endraw" not in value and "{%- endraw" not in value:
+            return "{% raw %}" + value + "{% endraw %}"
+        return "{{ " + _jinja_string(value) + " }}"  # cannot be wrapped in raw: a string literal
     if isinstance(value, dict):
         return {k: literal(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -43,11 +52,63 @@ def literal(value: Any) -> Any:
     return value
 
 
-def dump_mocks(mocks: list[dict[str, Any]], header: str = "") -> str:
-    text = yaml.safe_dump(
-        {"mocks": mocks}, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+def _jinja_string(text: str) -> str:
+    """A Jinja string literal: a single expression of it renders exactly `text`."""
+    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n")
+    return "'" + escaped.replace("\r", "\\r").replace("\t", "\\t") + "'"
+
+
+# libyaml's emitter is several times faster than PyYAML's own; a recording of thousands of
+# requests is written in about a second instead of several. (It writes lists unindented under
+# their key, which is plain YAML.)
+_BaseDumper: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
+class _Dumper(_BaseDumper):  # type: ignore[valid-type,misc]
+    """Block style; multi-line strings as `|` blocks; no aliases, so every mock reads alone."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in text and len(text) < 100_000 else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _dump(data: Any) -> str:
+    text: str = yaml.dump(
+        data,
+        Dumper=_Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
     )
-    return (header + text) if header else text
+    return text
+
+
+def comment(header: str) -> str:
+    """`header` as YAML comment lines."""
+    return "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines())
+
+
+def dump_mocks(mocks: list[dict[str, Any]], header: str = "") -> str:
+    """A mock file's text; `header` is put first as it is (comment lines)."""
+    return header + _dump({"mocks": mocks})
+
+
+def dump_mock(mock: dict[str, Any]) -> str:
+    """One `mocks:` list item as YAML, so a writer can cache the items that did not change."""
+    return _dump([mock])
+
+
+def join_mocks(items: list[str], header: str = "") -> str:
+    """A mock file from items made by `dump_mock`."""
+    return header + ("mocks:\n" + "".join(items) if items else "mocks: []\n")
 
 
 def append_mock(path: Path, mock: dict[str, Any], header: str = "") -> None:
@@ -61,6 +122,26 @@ def append_mock(path: Path, mock: dict[str, Any], header: str = "") -> None:
 
 def host_file_name(host: str) -> str:
     return (_HOST_FILE.sub("_", host.lower()) or "any-host") + ".yaml"
+
+
+@dataclass(slots=True)
+class ImportResult:
+    """Mocks made from another format, the problems met on the way, and body files to copy."""
+
+    source: Path
+    mocks: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)  # body file name → content
+    fatal: bool = False  # nothing could be read at all
+
+    def write(self, out: Path) -> Path:
+        """Write `<out>/<source stem>.yaml` (and its body files) atomically; returns its path."""
+        for name, content in self.files.items():
+            write_atomic(out / name, content)
+        target = out / f"{self.source.stem}.yaml"
+        header = comment(f"Imported by MockBox from {self.source.name}. Edit freely.")
+        write_atomic(target, dump_mocks(self.mocks, header))
+        return target
 
 
 def mock_from_answer(greq: GenerationRequest, answer: AIAnswer) -> dict[str, Any]:

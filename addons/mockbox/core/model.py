@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .matchers import BodyMatcher, ValueMatcher
+from .operation import OperationSchema
 from .pathtemplate import PathTemplate
 from .templating import Compiled
 
@@ -89,9 +90,12 @@ class Mock:
     headers: tuple[tuple[str, ValueMatcher], ...]
     body: tuple[BodyMatcher, ...]
     priority: int
-    response: ResponseSpec
+    response: ResponseSpec  # the only answer, or the first of a sequence
     raw: dict[str, Any] = field(repr=False)
     order: int = 0  # load order across all files, the last tie-break
+    # `responses:` — call 1 gets sequence[0], ..., then the last repeats; empty for `response:`.
+    sequence: tuple[ResponseSpec, ...] = ()
+    openapi: OperationSchema | None = None  # the OpenAPI operation the mock came from
     rate_limit: LimitRule | None = None  # the mock's own `rate_limit:`
 
     @property

@@ -19,6 +19,7 @@ from .ai_answer import AIAnswer
 from .ai_prompt import GenerationRequest, is_id_like, path_score
 from .index import MockIndex
 from .model import Mock
+from .openapi_import import generate as generate_from_schema
 from .pathtemplate import Param
 from .render import render
 from .request import Headers, RequestView
@@ -122,6 +123,12 @@ class OfflineGenerator:
 
     def generate(self, req: GenerationRequest, index: MockIndex, seed: int) -> AIAnswer | None:
         """An answer shaped like the nearest sibling route, or None when nothing is known."""
+        if req.body_schema is not None:
+            body = generate_from_schema(req.body_schema, f"{req.method} {req.url}", _ignore)
+            if body is not None:
+                status = 201 if req.method.upper() == "POST" else 200
+                headers = {"Content-Type": "application/json"}
+                return AIAnswer(status, headers, body, "Offline: generated from the API's schema.")
         shape, status, source = self._shape(req, index)
         if shape is None:
             return None
@@ -145,8 +152,6 @@ class OfflineGenerator:
 
     def _shape(self, req: GenerationRequest, index: MockIndex) -> tuple[Any, int, str]:
         """The example body to imitate, its status, and where it came from."""
-        if req.body_schema is not None:
-            return None, 0, ""  # schema-driven generation happens in the caller
         candidates = sorted(
             (
                 m
@@ -248,6 +253,10 @@ class OfflineGenerator:
             if value[:1].isupper()
             else " ".join(self.fake.words(nb=max(1, words)))
         )
+
+
+def _ignore(_problem: str) -> None:
+    """A schema jsf cannot satisfy falls back to the sibling routes, silently."""
 
 
 def _same_host(mocks: Iterable[Mock], host: str) -> Iterable[Mock]:

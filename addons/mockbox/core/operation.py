@@ -1,0 +1,81 @@
+"""The OpenAPI operation kept with a mock: its request and response schemas, so later
+features (request validation, AI synthesis) can ground and check answers against them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import SchemaError
+
+
+class OperationSchemaError(ValueError):
+    """A schema kept with a mock that is not valid JSON Schema."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key  # "request_schema" or "response_schema"
+
+
+@dataclass(frozen=True)
+class OperationSchema:
+    """`openapi:` of a mock. Schemas are JSON Schema 2020-12 with their $refs under `$defs`."""
+
+    operation_id: str | None = None
+    method: str | None = None
+    path: str | None = None
+    status: str | None = None
+    content_type: str | None = None
+    request_schema: Any = None
+    response_schema: Any = None
+    source: str | None = None
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> OperationSchema:
+        """Build from a schema-valid `openapi:` mapping; raises OperationSchemaError."""
+        for key in ("request_schema", "response_schema"):
+            if key in raw:
+                try:
+                    jsonschema.Draft202012Validator.check_schema(raw[key])
+                except SchemaError as e:
+                    where = "/".join(str(p) for p in e.absolute_path) or "(root)"
+                    raise OperationSchemaError(
+                        f"{key} is not a valid JSON Schema at {where}: {e.message}", key
+                    ) from e
+        return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
+
+    def response_problems(self, body: Any) -> list[str]:
+        """Why `body` does not fit the response schema; empty when it fits (or there is none)."""
+        return _problems(self._response_validator, body)
+
+    def request_problems(self, body: Any) -> list[str]:
+        """Why a request `body` does not fit the request schema; empty when it fits."""
+        return _problems(self._request_validator, body)
+
+    @cached_property
+    def _response_validator(self) -> jsonschema.Draft202012Validator | None:
+        return _validator(self.response_schema)
+
+    @cached_property
+    def _request_validator(self) -> jsonschema.Draft202012Validator | None:
+        return _validator(self.request_schema)
+
+
+def _validator(schema: Any) -> jsonschema.Draft202012Validator | None:
+    if schema is None:
+        return None
+    return jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+
+
+def _problems(validator: jsonschema.Draft202012Validator | None, body: Any) -> list[str]:
+    if validator is None:
+        return []
+    out = []
+    for error in validator.iter_errors(body):
+        where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.path)
+        out.append(f"{where}: {error.message}")
+    return out

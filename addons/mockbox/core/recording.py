@@ -1,0 +1,431 @@
+"""Turning seen request/response pairs into mock files, with the same rules for the recorder
+addon and the HAR importer: secrets redacted, duplicates written once, differing answers kept as
+a sequence, JSON bodies as YAML mappings, large or binary bodies in body files beside the YAML,
+and (optionally) concrete ids generalized into `{id}` path templates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mimetypes
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from .mockfile import MOCK_FILE_SUFFIXES
+from .mockwriter import comment, dump_mock, host_file_name, join_mocks, literal, write_atomic
+
+# Never written: they describe one connection or one encoding, not the answer.
+_DROP_RESPONSE_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "content-encoding",
+        "date",
+        "proxy-connection",
+        "upgrade",
+        "trailer",
+        "x-mockbox-source",
+    }
+)
+_SKIP_METHODS = frozenset({"CONNECT"})
+_HOST_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")  # as the mock file schema allows
+_MIN_SECRET = 4  # shorter values are left alone: replacing "1" everywhere helps no one
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and the answer it got, decoded (no transfer or content encoding)."""
+
+    method: str
+    scheme: str
+    host: str
+    port: int
+    path: str  # without the query
+    query: tuple[tuple[str, str], ...]
+    request_headers: tuple[tuple[str, str], ...]
+    request_body: bytes
+    status: int
+    response_headers: tuple[tuple[str, str], ...]
+    response_body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What the `record` section of the configuration says, plus --generalize."""
+
+    redact_headers: frozenset[str]
+    redact_query: frozenset[str]
+    placeholder: str = "REDACTED"
+    inline_limit: int = 16384
+    generalize: bool = False
+
+    @classmethod
+    def from_config(cls, record: Mapping[str, Any], generalize: bool = False) -> Rules:
+        return cls(
+            frozenset(h.lower() for h in record["redact_headers"]),
+            frozenset(q.lower() for q in record["redact_query"]),
+            str(record["placeholder"]),
+            int(record["inline_limit"]),
+            generalize,
+        )
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One distinct request; `runs` holds its distinct answers in order, with repeat counts."""
+
+    request: dict[str, Any]
+    runs: list[list[Any]] = field(default_factory=list)  # [[response dict, count], ...]
+
+    def add(self, response: dict[str, Any]) -> bool:
+        if self.runs and self.runs[-1][0] == response:
+            self.runs[-1][1] += 1
+            return False
+        self.runs.append([response, 1])
+        return True
+
+    def responses(self) -> list[dict[str, Any]]:
+        """First call, second call, ...; the last answer's repeats are implied."""
+        out: list[dict[str, Any]] = []
+        for i, (response, count) in enumerate(self.runs):
+            out.extend([response] * (1 if i == len(self.runs) - 1 else count))
+        return out
+
+
+@dataclass(slots=True)
+class _Host:
+    entries: dict[str, _Entry] = field(default_factory=dict)  # by request, as JSON
+    files: dict[str, bytes] = field(default_factory=dict)  # body file name → content
+    seen: int = 0
+    dirty: bool = False
+    # Each mock's YAML, by the mock as JSON: a flush re-emits only the mocks that changed.
+    items: dict[str, str] = field(default_factory=dict)
+
+
+class Session:
+    """A recording session: exchanges in, one mock file per host out (under `folder`)."""
+
+    def __init__(self, folder: Path, rules: Rules, title: str = "") -> None:
+        self.folder = folder
+        self.rules = rules
+        self.title = title or folder.name
+        self._hosts: dict[str, _Host] = {}
+        # Every secret seen in the session: one request's token must not survive in another
+        # exchange's answer either (a page that embeds it, an echo of an earlier call).
+        self._secrets: set[str] = set()
+
+    def add(self, ex: Exchange) -> str | None:
+        """Take one exchange; returns the host file stem it went to (None when skipped)."""
+        if ex.method.upper() in _SKIP_METHODS or ex.scheme not in ("http", "https"):
+            return None
+        stem = _host_stem(ex)
+        host = self._hosts.setdefault(stem, _Host())
+        host.seen += 1
+        secrets = _secrets(ex, self.rules)
+        if not self._secrets.issuperset(secrets):
+            self._secrets.update(secrets)
+            for known in self._hosts.values():  # written items may hold the new secret
+                known.items.clear()
+                known.dirty = True
+        request = self._request(ex, secrets)
+        key = json.dumps(request, sort_keys=True, default=str)
+        entry = host.entries.get(key)
+        if entry is None:
+            entry = host.entries[key] = _Entry(request)
+            host.dirty = True
+        response = self._response(ex, secrets, stem, host)
+        if entry.add(response):
+            host.dirty = True
+        return stem
+
+    def counts(self) -> dict[str, int]:
+        """Requests seen so far, by host."""
+        return {stem: h.seen for stem, h in self._hosts.items()}
+
+    def documents(self) -> dict[str, str]:
+        """Mock file name → YAML text, for every host."""
+        return {f"{stem}.yaml": self._document(stem) for stem in self._hosts}
+
+    def flush(self, everything: bool = False) -> list[Path]:
+        """Write the files of hosts that changed (or all) atomically; returns what was written."""
+        written: list[Path] = []
+        for stem, host in self._hosts.items():
+            if not (host.dirty or everything):
+                continue
+            secrets = self._ordered_secrets()
+            for name, content in host.files.items():
+                target = self.folder / name
+                if not target.exists():
+                    write_atomic(target, _scrub_bytes(content, secrets, self.rules.placeholder))
+            target = self.folder / f"{stem}.yaml"
+            write_atomic(target, self._document(stem))
+            host.dirty = False
+            written.append(target)
+        return written
+
+    # --- building mocks ---------------------------------------------------------------------
+
+    def _request(self, ex: Exchange, secrets: list[str]) -> dict[str, Any]:
+        default_port = {"http": 80, "https": 443}[ex.scheme]
+        host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
+        request: dict[str, Any] = {"method": ex.method.upper()}
+        if _HOST_PATTERN.match(host):  # an IPv6 literal has no host pattern: any host then
+            request["host"] = host
+        request["path"] = _template_safe_path(ex.path)
+        query: dict[str, str] = {}
+        for name, value in ex.query:
+            if name.lower() not in self.rules.redact_query and name not in query:
+                query[name] = _scrub(value, secrets, self.rules.placeholder)
+        if query:
+            request["query"] = query
+        body = self._request_body(ex, secrets)
+        if body is not None:
+            request["body"] = body
+        return request
+
+    def _request_body(self, ex: Exchange, secrets: list[str]) -> dict[str, Any] | None:
+        if not ex.request_body or len(ex.request_body) > self.rules.inline_limit:
+            return None
+        text = _text(ex.request_body)
+        if text is None:
+            return None
+        text = _scrub(text, secrets, self.rules.placeholder)
+        parsed = _json(text)
+        if parsed is not _NOT_JSON:
+            return {"json": parsed}
+        return {"equals": text}
+
+    def _response(self, ex: Exchange, secrets: list[str], stem: str, host: _Host) -> dict[str, Any]:
+        rules = self.rules
+        headers: dict[str, str] = {}
+        for name, value in ex.response_headers:
+            lower = name.lower()
+            if lower in _DROP_RESPONSE_HEADERS:
+                continue
+            if lower in rules.redact_headers:
+                value = _redact_header(lower, value, rules.placeholder)
+            else:
+                value = _scrub(value, secrets, rules.placeholder)
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        response: dict[str, Any] = {"status": ex.status}
+        if headers:
+            response["headers"] = literal(headers)
+        body = ex.response_body
+        if not body:
+            return response
+        content_type = next((v for k, v in ex.response_headers if k.lower() == "content-type"), "")
+        text = _text(body)
+        if text is not None:
+            text = _scrub(text, secrets, rules.placeholder)
+            body = text.encode("utf-8")
+            if len(body) <= rules.inline_limit:
+                parsed = _json(text)
+                if isinstance(parsed, (dict, list)):
+                    response["body"] = literal(parsed)
+                else:
+                    response["body"] = literal(text)
+                return response
+        else:
+            body = _scrub_bytes(body, secrets, rules.placeholder)
+        name = _body_file_name(stem, body, content_type)
+        host.files[name] = body
+        response["body_file"] = name
+        return response
+
+    # --- documents ----------------------------------------------------------------------------
+
+    def _document(self, stem: str) -> str:
+        host = self._hosts[stem]
+        entries = list(host.entries.values())
+        groups = (
+            _generalize(entries) if self.rules.generalize else [(e, e.request) for e in entries]
+        )
+        groups.sort(key=lambda g: (g[1]["path"], g[1]["method"], _name(g[1])))
+        names: set[str] = set()
+        secrets = self._ordered_secrets()
+        items: dict[str, str] = {}
+        for entry, request in groups:
+            mock: dict[str, Any] = {"name": _unique(_name(request), names), "request": request}
+            responses = entry.responses()
+            if len(responses) == 1:
+                mock["response"] = responses[0]
+            else:
+                mock["responses"] = responses
+            key = json.dumps(mock, default=str)
+            item = host.items.get(key)
+            if item is None:
+                item = dump_mock(_scrub_tree(mock, secrets, self.rules.placeholder))
+            items[key] = item
+        host.items = items
+        header = (
+            f"Recorded by MockBox (session {self.title!r}). Secrets are replaced by "
+            f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
+        )
+        return join_mocks(list(items.values()), comment(header))
+
+    def _ordered_secrets(self) -> list[str]:
+        return sorted(self._secrets, key=len, reverse=True)
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+
+def _secrets(ex: Exchange, rules: Rules) -> list[str]:
+    """Every secret value this exchange carries, longest first (so no secret is half-replaced)."""
+    found: set[str] = set()
+    for name, value in (*ex.request_headers, *ex.response_headers):
+        lower = name.lower()
+        if lower not in rules.redact_headers:
+            continue
+        found.add(value.strip())
+        if lower in ("cookie", "set-cookie"):
+            pairs = value.split(";") if lower == "cookie" else value.split(";")[:1]
+            found.update(p.partition("=")[2].strip() for p in pairs)
+        else:
+            found.add(value.partition(" ")[2].strip())  # "Bearer <token>" → the token too
+    for name, value in ex.query:
+        if name.lower() in rules.redact_query:
+            found.add(value)
+    return sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True)
+
+
+def _scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, placeholder)
+    return text
+
+
+def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
+    if isinstance(value, str):
+        return _scrub(value, secrets, placeholder)
+    if isinstance(value, dict):
+        return {k: _scrub_tree(v, secrets, placeholder) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_tree(v, secrets, placeholder) for v in value]
+    return value
+
+
+def _scrub_bytes(data: bytes, secrets: Iterable[str], placeholder: str) -> bytes:
+    for secret in secrets:
+        raw = secret.encode("utf-8")
+        if raw in data:
+            data = data.replace(raw, placeholder.encode("utf-8"))
+    return data
+
+
+def _redact_header(name: str, value: str, placeholder: str) -> str:
+    if name != "set-cookie":
+        return placeholder
+    cookie, sep, attributes = value.partition(";")
+    return f"{cookie.partition('=')[0].strip()}={placeholder}{sep}{attributes}"
+
+
+# --- bodies -----------------------------------------------------------------------------------
+
+
+class _NotJson:
+    pass
+
+
+_NOT_JSON: Any = _NotJson()
+
+
+def _text(body: bytes) -> str | None:
+    """The body as text when it is UTF-8 without control bytes (else it is binary)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if any(c in text for c in "\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x1b"):
+        return None
+    return text
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _body_file_name(stem: str, body: bytes, content_type: str) -> str:
+    digest = hashlib.sha256(body).hexdigest()[:16]
+    mime = content_type.partition(";")[0].strip().lower()
+    ext = (mimetypes.guess_extension(mime) if mime else None) or ".bin"
+    if ext in MOCK_FILE_SUFFIXES:  # a body file must never be loaded as a mock file
+        ext = ".yaml.txt"
+    return f"{stem}.files/{digest}{ext}"
+
+
+# --- names and paths ---------------------------------------------------------------------------
+
+
+def _host_stem(ex: Exchange) -> str:
+    default = (ex.scheme == "http" and ex.port == 80) or (ex.scheme == "https" and ex.port == 443)
+    return host_file_name(ex.host if default else f"{ex.host}:{ex.port}").removesuffix(".yaml")
+
+
+def _template_safe_path(path: str) -> str:
+    """The path as seen, with the characters a path template reserves percent-encoded."""
+    path = path or "/"
+    return quote(path, safe="/%:@!$&'()*+,;=-._~") if re.search(r"[{}?#\s]", path) else path
+
+
+def _name(request: dict[str, Any]) -> str:
+    name = f"{request['method']} {request['path']}"
+    if "query" in request:
+        name += "?" + urlencode(request["query"])
+    return name
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} #{n}"
+    taken.add(candidate)
+    return candidate
+
+
+# --- generalizing ------------------------------------------------------------------------------
+
+_ID = re.compile(
+    r"^(?:\d+"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,})$"
+)
+
+
+def is_id(segment: str) -> bool:
+    """A numeric id, a UUID or a hash (8 or more hex digits, at least one a digit)."""
+    return bool(_ID.match(segment))
+
+
+def _generalize(entries: list[_Entry]) -> list[tuple[_Entry, dict[str, Any]]]:
+    """Entries whose paths differ only in id-like segments become one `{id}` template, answered
+    by the first one's answers (one example per template); the rest stay as seen."""
+    groups: dict[tuple[Any, ...], list[_Entry]] = {}
+    for entry in entries:
+        segments = entry.request["path"].split("/")
+        shape = tuple("\0id" if is_id(s) else s for s in segments)
+        rest = json.dumps({k: v for k, v in entry.request.items() if k != "path"}, sort_keys=True)
+        groups.setdefault((shape, rest), []).append(entry)
+    out: list[tuple[_Entry, dict[str, Any]]] = []
+    for members in groups.values():
+        paths = [m.request["path"].split("/") for m in members]
+        varying = [i for i in range(len(paths[0])) if len({p[i] for p in paths}) > 1]
+        if not varying:
+            out.extend((m, m.request) for m in members)
+            continue
+        segments = list(paths[0])
+        for n, i in enumerate(varying):
+            segments[i] = "{id}" if n == 0 else f"{{id{n + 1}}}"
+        out.append((members[0], {**members[0].request, "path": "/".join(segments)}))
+    return out

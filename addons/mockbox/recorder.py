@@ -1,0 +1,170 @@
+"""The Recorder addon: while a session is set, every request goes to the real upstream and what
+came back is written, as it happens, as mock files under <mocks>/recorded/<session>/.
+
+`mockbox record --session NAME` sets it; in a stock mitmproxy use `--set mockbox_record=NAME`
+or the command `mockbox.record NAME` (`mockbox.record.stop` ends it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+
+from mitmproxy import command, ctx, exceptions, http
+from mitmproxy.addonmanager import Loader
+
+from .core.mockfile import MOCK_FILE_SUFFIXES
+from .core.recording import Exchange, Rules, Session
+from .flows import RECORDING, SOURCE, request_view
+from .settings import OptionalStr, Settings
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.5
+# Writing a large recording takes a while; waiting this many times as long before the next
+# write keeps the writer's share of the proxy's time small.
+FLUSH_BACKOFF = 10
+
+
+def session_folder(mocks_root: Path, name: str) -> Path:
+    return mocks_root / "recorded" / name
+
+
+def exchange_from_flow(flow: http.HTTPFlow) -> Exchange | None:
+    """The core's view of a finished flow, or None when there is no whole answer to keep."""
+    response = flow.response
+    if response is None or flow.websocket is not None or response.raw_content is None:
+        return None
+    view = request_view(flow)
+    return Exchange(
+        method=view.method,
+        scheme=view.scheme,
+        host=view.host,
+        port=view.port,
+        path=view.path,
+        query=view.query,
+        request_headers=view.headers.fields(),
+        request_body=view.body,
+        status=response.status_code,
+        response_headers=tuple(response.headers.items(multi=True)),
+        response_body=response.get_content(strict=False) or b"",
+    )
+
+
+class Recorder:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.session: Session | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._reported: dict[str, int] = {}
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "mockbox_record",
+            OptionalStr,
+            None,
+            "Record a session: forward every request upstream and write what it saw as mocks "
+            "under <mocks>/recorded/NAME/.",
+        )
+        loader.add_option(
+            "mockbox_record_generalize",
+            bool,
+            False,
+            "While recording, turn repeated ids, UUIDs and hashes in paths into {id} templates.",
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if not updated & {"mockbox_record", "mockbox_record_generalize", "mockbox_mocks"}:
+            return
+        name = ctx.options.mockbox_record
+        if self.session is not None and (not name or self.session.title != name):
+            self._stop()
+        if name and self.session is None:
+            self._start(name)
+
+    def _start(self, name: str) -> None:
+        if "/" in name or name in ("", ".", "..") or name.startswith("."):
+            raise exceptions.OptionsError(f"session name {name!r} must be a plain folder name")
+        root = Path(str(self.settings.value("mockbox_mocks", "mocks"))).expanduser()
+        folder = session_folder(root, name)
+        if folder.is_dir() and any(
+            p.suffix in MOCK_FILE_SUFFIXES for p in folder.iterdir() if p.is_file()
+        ):
+            raise exceptions.OptionsError(
+                f"session {name!r} already exists in {folder}; choose another name or delete it"
+            )
+        rules = Rules.from_config(
+            self.settings.config.get("record"), ctx.options.mockbox_record_generalize
+        )
+        self.session = Session(folder, rules, name)
+        self._reported = {}
+        logger.info(f"mockbox: recording session {name!r} into {folder}")
+
+    def _stop(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.flush(everything=True)
+            self._report(session, final=True)
+
+    @command.command("mockbox.record")
+    def record(self, session: str) -> None:
+        """Start recording into <mocks>/recorded/SESSION/ (everything goes upstream meanwhile)."""
+        ctx.options.update(mockbox_record=session)
+
+    @command.command("mockbox.record.stop")
+    def record_stop(self) -> None:
+        """Stop recording and write what is left."""
+        ctx.options.update(mockbox_record=None)
+
+    def running(self) -> None:
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_loop())
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if self.session is not None:
+            flow.metadata[RECORDING] = True
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        session = self.session
+        if session is None or not flow.metadata.get(RECORDING) or SOURCE in flow.metadata:
+            return
+        exchange = exchange_from_flow(flow)
+        if exchange is not None:
+            session.add(exchange)
+
+    async def _flush_loop(self) -> None:
+        pause = FLUSH_SECONDS
+        while True:
+            await asyncio.sleep(pause)
+            session = self.session
+            if session is None:
+                continue
+            started = time.monotonic()
+            try:
+                session.flush()
+            except OSError as e:  # a full disk must not stop the proxy; try again next tick
+                logger.error(f"mockbox: cannot write the recording: {e}")
+                continue
+            pause = max(FLUSH_SECONDS, FLUSH_BACKOFF * (time.monotonic() - started))
+            self._report(session)
+
+    def _report(self, session: Session, final: bool = False) -> None:
+        """The live count of recorded requests by host, on the terminal when it changes."""
+        counts = session.counts()
+        if counts == self._reported and not final:
+            return
+        self._reported = counts
+        by_host = ", ".join(f"{host} {n}" for host, n in sorted(counts.items()))
+        done = "recorded" if final else "recording"
+        logger.info(
+            f"mockbox: {done} {sum(counts.values())} requests in session {session.title!r}"
+            + (f": {by_host}" if by_host else "")
+        )
+
+    def done(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+            self._flusher = None
+        self._stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Collection
 from pathlib import Path
 
 from mitmproxy import command, exceptions, http
@@ -79,8 +80,12 @@ class MockServer:
     @command.command("mockbox.reload")
     def reload(self) -> None:
         """Reload changed mock files now."""
+        self.reload_files()
+
+    def reload_files(self, changed: Collection[Path] = ()) -> None:
+        """Reload now, `changed` (just written by the editor) in any case."""
         if self.library is not None:
-            self._report(self.library.refresh())
+            self._report(self.library.refresh(changed))
 
     async def _watch(self, interval: float) -> None:
         while True:

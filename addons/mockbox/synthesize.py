@@ -89,27 +89,15 @@ class Synthesize:
             if remembered is not None:
                 self._send(flow, remembered, {"X-MockBox-AI-Provider": "state"})
                 return
-        spent = await self.budget.exceeded(view.client or "anonymous")
-        if spent is not None:
-            retry = Budget.seconds_to_midnight()
-            answer_json(
-                flow,
-                429,
-                {
-                    "error": "AI_BUDGET_EXCEEDED",
-                    "message": f"{spent} are spent; the budget resets at midnight UTC.",
-                    "retry_after": retry,
-                },
-                "ai",
-            )
+        refusal = await self.refusal(view.client or "anonymous")
+        if refusal is not None:
+            answer_json(flow, 429, refusal, "ai")
             assert flow.response is not None
-            flow.response.headers["Retry-After"] = str(retry)
+            flow.response.headers["Retry-After"] = str(refusal["retry_after"])
             return
         greq = self.generation_request(view)
         outcome = await self.synth.generate(greq, self.mocks.library.index, greq.seed())
-        await self.budget.spend(
-            view.client or "anonymous", outcome.tokens_in + outcome.tokens_out, outcome.cost
-        )
+        await self.spend(view.client or "anonymous", outcome)
         if outcome.answer is None:
             self._send_error(flow, outcome)
             return
@@ -127,14 +115,33 @@ class Synthesize:
         if persist:
             self.persist(greq, result)
 
+    async def refusal(self, client: str) -> dict[str, Any] | None:
+        """The 429 answer when `client`'s daily AI budget is spent (proxy and editor alike)."""
+        assert self.budget is not None
+        spent = await self.budget.exceeded(client)
+        if spent is None:
+            return None
+        return {
+            "error": "AI_BUDGET_EXCEEDED",
+            "message": f"{spent} are spent; the budget resets at midnight UTC.",
+            "retry_after": Budget.seconds_to_midnight(),
+        }
+
+    async def spend(self, client: str, outcome: Outcome[Any]) -> None:
+        assert self.budget is not None
+        await self.budget.spend(client, outcome.tokens_in + outcome.tokens_out, outcome.cost)
+
     def generation_request(self, view: RequestView) -> GenerationRequest:
-        greq = GenerationRequest.from_view(view)
+        return self.grounded(GenerationRequest.from_view(view))
+
+    def grounded(self, greq: GenerationRequest) -> GenerationRequest:
+        """`greq` with the nearest mocks of its host as examples for the model."""
         assert self.mocks.library is not None
         greq.examples = nearest_examples(
             self.mocks.library.index.mocks,
-            view.host,
-            view.method,
-            view.segments,
+            greq.host,
+            greq.method,
+            greq.segments,
             int(self.ai_config["examples"]),
             int(self.ai_config["example_chars"]),
         )
@@ -163,7 +170,7 @@ class Synthesize:
         body = b"" if result.body is None else encode_body(result.body)
         answer(flow, Rendered(result.status, headers, body), "ai")
 
-    def _send_error(self, flow: http.HTTPFlow, outcome: Outcome) -> None:
+    def _send_error(self, flow: http.HTTPFlow, outcome: Outcome[AIAnswer]) -> None:
         assert outcome.error is not None
         answer_json(flow, outcome.status, outcome.error, "ai")
         assert flow.response is not None
@@ -172,7 +179,7 @@ class Synthesize:
             flow.response.headers[name] = value
 
 
-def _outcome_headers(outcome: Outcome) -> dict[str, str]:
+def _outcome_headers(outcome: Outcome[Any]) -> dict[str, str]:
     return {"X-MockBox-AI-Provider": outcome.provider, "X-MockBox-AI-Model": outcome.model}
 
 

@@ -10,6 +10,7 @@ from .mocks import MockServer
 from .provenance import Provenance
 from .settings import Settings
 from .synthesize import Synthesize
+from .traffic import Traffic
 
 
 def build() -> list[Any]:
@@ -24,5 +25,6 @@ def build() -> list[Any]:
         synthesize,
         Provenance(),
         metrics,
+        Traffic(settings),
         AdminServer(settings, metrics, mocks, synthesize),
     ]

@@ -7,7 +7,6 @@ token, because the admin API can change what the proxy answers.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 from typing import Any
@@ -19,6 +18,8 @@ from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
 
 from . import __version__
+from .apiguard import cross_site_refusal
+from .apiguard import is_loopback as _is_loopback
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalInt, OptionalStr, Settings
@@ -74,11 +75,14 @@ class AdminServer:
     async def running(self) -> None:
         if self.port == 0 or self._server is not None:
             return
+        from .editor.routes import editor_routes  # its handlers build on ApiHandler below
+
         app = tornado.web.Application(
             [
                 (r"/healthz", HealthHandler, {"admin": self}),
                 (r"/metrics", MetricsHandler, {"admin": self}),
                 (r"/api/ai/usage", AIUsageHandler, {"admin": self}),
+                *editor_routes(self),
             ]
         )
         try:
@@ -150,6 +154,10 @@ class ApiHandler(_AdminHandler):
         if not self.admin.authorized(self.request.headers.get("Authorization")):
             self.set_header("WWW-Authenticate", "Bearer")
             self.write_json({"error": "UNAUTHORIZED", "message": "Bearer token required"}, 401)
+            return
+        refused = cross_site_refusal(self.request, self.admin.host)
+        if refused is not None:  # see apiguard.py: other web pages must not drive the API
+            self.write_json({"error": "CROSS_SITE_REFUSED", "message": refused}, 403)
 
 
 class AIUsageHandler(ApiHandler):
@@ -176,15 +184,6 @@ class MetricsHandler(_AdminHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(self.admin.metrics.exposition())
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:

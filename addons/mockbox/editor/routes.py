@@ -1,0 +1,29 @@
+"""The editor's routes, added to the admin server's tornado app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .ai_api import GenerateHandler, ImproveHandler
+from .mocks_api import MockHandler, MocksHandler, ValidateHandler
+from .pages import STATIC, AssetHandler, PageHandler
+from .traffic_api import DraftHandler, ExchangeHandler, TrafficHandler
+
+if TYPE_CHECKING:
+    from ..admin import AdminServer
+
+
+def editor_routes(admin: AdminServer) -> list[tuple[str, Any, dict[str, Any]]]:
+    a = {"admin": admin}
+    return [
+        (r"/", PageHandler, {}),
+        (r"/assets/(.*)", AssetHandler, {"path": str(STATIC)}),
+        (r"/api/mocks", MocksHandler, a),
+        (r"/api/mocks/validate", ValidateHandler, a),
+        (r"/api/mocks/(.+)/(\d+)", MockHandler, a),
+        (r"/api/traffic", TrafficHandler, a),
+        (r"/api/traffic/(\d+)", ExchangeHandler, a),
+        (r"/api/traffic/(\d+)/draft", DraftHandler, a),
+        (r"/api/ai/generate", GenerateHandler, a),
+        (r"/api/ai/improve", ImproveHandler, a),
+    ]

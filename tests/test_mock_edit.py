@@ -66,7 +66,7 @@ def test_snippet_is_the_mock_with_its_own_comments() -> None:
 def test_replace_changes_only_the_mocks_lines() -> None:
     layout = parse_layout(FILE)
     entry = layout.entries[1]
-    out = layout.replaced(1, NEW)
+    out = layout.replaced(1, NEW).text
     before, after = lines(FILE), lines(out)
     assert after[: entry.start] == before[: entry.start]
     tail = len(before) - entry.end - 1
@@ -78,7 +78,7 @@ def test_replace_changes_only_the_mocks_lines() -> None:
 
 
 def test_delete_takes_the_mocks_comment_and_keeps_its_neighbours() -> None:
-    out = parse_layout(FILE).deleted(1)
+    out = parse_layout(FILE).deleted(1).text
     assert "About beta" not in out and "trailing comment inside beta" not in out
     for kept in ("# Header comment", "# About alpha", "# About gamma", "# Footer comment"):
         assert kept in out
@@ -88,7 +88,7 @@ def test_delete_takes_the_mocks_comment_and_keeps_its_neighbours() -> None:
 
 def test_delete_the_last_mock_leaves_an_empty_list() -> None:
     text = "mocks:  # all of them\n  - request: {path: /a}\n    response: {body: a}\n"
-    out = parse_layout(text).deleted(0)
+    out = parse_layout(text).deleted(0).text
     assert out == "mocks: []  # all of them\n"
     assert yaml.safe_load(out) == {"mocks": []}
 
@@ -104,8 +104,10 @@ def test_delete_the_last_mock_leaves_an_empty_list() -> None:
     ],
 )
 def test_insert_into_empty_and_unusual_files(text: str, expected: str) -> None:
-    out = parse_layout(text).inserted(
-        len(parse_layout(text).entries), "request: {path: /n}\nresponse: {body: n}\n"
+    out = (
+        parse_layout(text)
+        .inserted(len(parse_layout(text).entries), "request: {path: /n}\nresponse: {body: n}\n")
+        .text
     )
     assert expected in out
     assert yaml.safe_load(out)["mocks"][-1] == {
@@ -115,19 +117,23 @@ def test_insert_into_empty_and_unusual_files(text: str, expected: str) -> None:
 
 
 def test_insert_follows_the_files_spacing() -> None:
-    spaced = parse_layout(FILE).inserted(1, "request: {path: /n}\nresponse: {body: n}\n")
+    spaced = parse_layout(FILE).inserted(1, "request: {path: /n}\nresponse: {body: n}\n").text
     assert (
         "      body: {a: 1}\n\n  - request: {path: /n}\n    response: {body: n}\n\n  # About beta"
         in (spaced)
     )
     tight = "mocks:\n  - request: {path: /a}\n    response: {body: a}\n"
-    out = parse_layout(tight).inserted(1, "request: {path: /n}\nresponse: {body: n}\n")
+    out = parse_layout(tight).inserted(1, "request: {path: /n}\nresponse: {body: n}\n").text
     assert out == tight + "  - request: {path: /n}\n    response: {body: n}\n"
 
 
 def test_crlf_files_stay_crlf() -> None:
     text = FILE.replace("\n", "\r\n")
-    out = parse_layout(text).replaced(0, "name: alpha\nrequest: {path: /a}\nresponse: {body: x}\n")
+    out = (
+        parse_layout(text)
+        .replaced(0, "name: alpha\nrequest: {path: /a}\nresponse: {body: x}\n")
+        .text
+    )
     assert "\n" not in out.replace("\r\n", "")
     assert yaml.safe_load(out)["mocks"][0]["response"]["body"] == "x"
 
@@ -140,7 +146,7 @@ def test_dash_on_its_own_line_and_dash_with_a_comment() -> None:
     layout = parse_layout(text)
     assert layout.snippet(0) == "request: {path: /a}\nresponse: {body: a}\n"
     assert layout.snippet(1).startswith("# the b one\nrequest: {path: /b}")
-    out = layout.replaced(1, "request: {path: /b}\nresponse: {body: B}\n")
+    out = layout.replaced(1, "request: {path: /b}\nresponse: {body: B}\n").text
     assert yaml.safe_load(out)["mocks"][1]["response"]["body"] == "B"
     assert out.startswith("mocks:\n  -\n    request: {path: /a}\n")
 
@@ -167,7 +173,7 @@ def test_every_example_mock_round_trips_unchanged() -> None:
         text = path.read_text()
         layout = parse_layout(text)
         for i in range(len(layout.entries)):
-            assert layout.replaced(i, layout.snippet(i)) == text, f"{path.name} mock {i}"
+            assert layout.replaced(i, layout.snippet(i)).text == text, f"{path.name} mock {i}"
 
 
 # --- the store: paths, ETags, checks ----------------------------------------------------------
@@ -239,3 +245,23 @@ def test_problems_elsewhere_in_the_file_block_the_write(store: MockStore) -> Non
         store.update("shop.yaml", 0, "request: {path: /a}\nresponse: {body: z}\n", "*")
     assert any("bogus" in p["message"] for p in raised.value.extra["problems"])
     assert (store.root / "shop.yaml").read_text() == broken
+
+
+def test_libyaml_positions_match_the_pure_python_parser() -> None:
+    """parse_layout uses libyaml for speed; its lines and columns must be the same."""
+    text = "mocks:\n" + "".join(
+        f"  - {{request: {{path: '/r{i}'}}, response: {{body: 'é ü 🎉 {i}'}}}}  # ü\n"
+        for i in range(50)
+    )
+    text += (
+        "  - name: 'ünï 🎉'\n    request: {path: /b}\n    response:\n      body: |\n        🎉\n"
+    )
+
+    def marks(loader: type[yaml.SafeLoader]) -> list[tuple[int, int, int, int]]:
+        root = yaml.compose(text, Loader=loader)
+        return [
+            (n.start_mark.line, n.start_mark.column, n.end_mark.line, n.end_mark.column)
+            for n in root.value[0][1].value
+        ]
+
+    assert marks(yaml.CSafeLoader) == marks(yaml.SafeLoader)

@@ -175,8 +175,8 @@ class MockStore:
         path = self.resolve(file)
         layout = self._current(path, file, index, if_match)
         new = self._edit(lambda: layout.deleted(index))
-        self._check_file(path, file, new)
-        write_atomic(path, new)
+        self._check_file(path, file, new.text)
+        write_atomic(path, new.text)
 
     def resolve(self, file: str) -> Path:
         """`file` inside the mocks folder, or PathRefused: never `..`, absolute paths, hidden
@@ -270,12 +270,12 @@ class MockStore:
             )
 
     @staticmethod
-    def _edit(splice: Callable[[], str]) -> str:
+    def _edit(splice: Callable[[], MockFileLayout]) -> MockFileLayout:
         try:
-            text = splice()
+            edited = splice()
         except LayoutError as e:
             raise NotEditable(str(e)) from e
-        return text
+        return edited
 
     def _check_file(self, path: Path, file: str, text: str) -> None:
         """The whole new file must load: problems elsewhere in it block the write."""
@@ -286,7 +286,7 @@ class MockStore:
                 problems=[{"line": p.line, "message": p.message} for p in problems],
             )
 
-    def _write(self, path: Path, file: str, index: int, text: str) -> StoredMock:
-        self._check_file(path, file, text)
-        write_atomic(path, text)
-        return self._stored(file, parse_layout(text), index)
+    def _write(self, path: Path, file: str, index: int, edited: MockFileLayout) -> StoredMock:
+        self._check_file(path, file, edited.text)
+        write_atomic(path, edited.text)
+        return self._stored(file, edited, index)

@@ -67,7 +67,8 @@ def improve_offline(
         notes.append(note)
     if not notes:
         raise NotApplicable("; ".join(refusals))
-    explanation = "Offline: " + "; ".join(notes) + "."
+    joined = "; ".join(notes)
+    explanation = joined[0].upper() + joined[1:] + "."
     if refusals:
         explanation += " Not applied: " + "; ".join(refusals) + "."
     return Improvement([current, *extra], explanation)

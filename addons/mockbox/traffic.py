@@ -48,7 +48,7 @@ class Traffic:
                 id=log.next_id(),
                 time=req.timestamp_start,
                 method=req.method,
-                url=req.url,
+                target=(req.scheme, req.host, req.port, req.path),
                 status=response.status_code if response else None,
                 source=flow.metadata.get(SOURCE, "upstream"),
                 mock=flow.metadata.get(MOCK_ID),
@@ -60,12 +60,13 @@ class Traffic:
         )
 
     def _message(self, message: http.Message) -> Message:
-        body = message.get_content(strict=False) or b""
-        return Message(
-            tuple((k, v) for k, v in message.headers.items(multi=True)),
-            body[: self.max_body],
-            len(body),
-        )
+        """Kept as they are (decoded only when the page asks): this runs for every flow."""
+        fields = message.headers.fields
+        body = message.raw_content or b""
+        if body and any(k.lower() == b"content-encoding" for k, _ in fields):
+            body = message.get_content(strict=False) or b""  # gzip etc.: decoded now, rarely
+        size = len(body)
+        return Message(fields, body if size <= self.max_body else body[: self.max_body], size)
 
 
 def traffic_log() -> TrafficLog | None:

@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .ai_answer import FORBIDDEN_HEADERS, AIAnswer
 from .ai_prompt import SECRET_HEADERS, GenerationRequest
 from .mockwriter import mock_from_answer
+from .request import RequestView
 
 HIDDEN = "[hidden]"
 _HIDDEN_HEADERS = frozenset({*SECRET_HEADERS, "set-cookie"})
@@ -28,9 +29,13 @@ _NOT_FOR_MOCKS = frozenset({"date", "server", "age", "retry-after", "x-cache-sta
 
 @dataclass(frozen=True, slots=True)
 class Message:
-    headers: tuple[tuple[str, str], ...]
+    fields: tuple[tuple[bytes, bytes], ...]  # header fields as received, decoded when read
     body: bytes  # at most the cap
     size: int  # the whole body's size
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [(k.decode("latin-1"), v.decode("utf-8", "replace")) for k, v in self.fields]
 
     def to_json(self) -> dict[str, Any]:
         text: str | None
@@ -57,7 +62,7 @@ class Exchange:
     id: int
     time: float  # when the request started (epoch seconds)
     method: str
-    url: str
+    target: tuple[str, str, int, str]  # scheme, host, port, path with query: url when read
     status: int | None  # None: no answer (connection error, fault)
     source: str  # mock | cache | ai | upstream | ratelimit
     mock: str | None  # the id of the mock that answered, when one did
@@ -65,6 +70,10 @@ class Exchange:
     request: Message
     response: Message | None
     error: str | None = None
+
+    @property
+    def url(self) -> str:
+        return RequestView(self.method, *self.target).url
 
     def summary(self) -> dict[str, Any]:
         return {

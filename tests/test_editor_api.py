@@ -186,6 +186,34 @@ def test_edit_with_etags_comments_kept_served_at_once(
     assert admin("GET", "/api/mocks/nothing.yaml/0").status_code == 404
 
 
+def test_a_file_broken_elsewhere_is_left_as_it_was(mockbox: MockBoxFactory, tmp_path: Path) -> None:
+    """A save into a file whose other mocks have problems would not load: the file is put
+    back, the problems are reported, and the last good version keeps serving."""
+    box, mocks = start(mockbox, tmp_path)
+    admin = Admin(box)
+    etag = admin("GET", "/api/mocks/shop.yaml/0").headers["ETag"]
+    broken = SHOP.replace('path: "/users/{id}"', 'path: "/users/{id"')  # mock 1 breaks
+    write_mocks(mocks, "shop.yaml", broken)  # edited by hand, not reloaded yet (interval 0)
+    saved = admin(
+        "PUT",
+        "/api/mocks/shop.yaml/0",
+        json={
+            "mock": {
+                "request": {"host": "api.shop.test", "path": "/users"},
+                "response": {"body": []},
+            }
+        },
+        headers={"If-Match": etag},
+    )
+    assert saved.status_code == 409, saved.text
+    assert saved.json()["error"] == "FILE_NOT_EDITABLE"
+    (problem,) = saved.json()["problems"]
+    assert problem["line"] == 11 and "a parameter must be a whole segment" in problem["message"]
+    assert (mocks / "shop.yaml").read_text() == broken
+    # The last good version still answers.
+    assert box.get("http://api.shop.test/users/3").json() == {"id": 3, "name": "foo"}
+
+
 def test_paths_stay_inside_the_mocks_folder(mockbox: MockBoxFactory, tmp_path: Path) -> None:
     box, mocks = start(mockbox, tmp_path)
     outside = tmp_path / "outside"

@@ -82,10 +82,13 @@ class MockServer:
         """Reload changed mock files now."""
         self.reload_files()
 
-    def reload_files(self, changed: Collection[Path] = ()) -> None:
+    def reload_files(self, changed: Collection[Path] = ()) -> ReloadReport | None:
         """Reload now, `changed` (just written by the editor) in any case."""
-        if self.library is not None:
-            self._report(self.library.refresh(changed))
+        if self.library is None:
+            return None
+        report = self.library.refresh(changed)
+        self._report(report)
+        return report
 
     async def _watch(self, interval: float) -> None:
         while True:

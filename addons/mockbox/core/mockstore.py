@@ -19,7 +19,7 @@ from typing import Any
 
 from .library import MockLibrary
 from .mockedit import LayoutError, MockFileLayout, parse_layout
-from .mockfile import MOCK_FILE_SUFFIXES, Problem, check_mock_text, load_mock_text
+from .mockfile import MOCK_FILE_SUFFIXES, Problem, check_mock_text
 from .mockwriter import write_atomic
 from .model import ANY_METHOD, Mock
 from .templating import TemplateEngine
@@ -83,6 +83,16 @@ class StoredMock:
             "yaml": self.yaml,
             "mock": self.data,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """A write that happened, and what undoes it: the file is reloaded next, and if it does
+    not load (a problem in another of its mocks) the previous text goes back."""
+
+    path: Path
+    previous: str | None  # None: the file did not exist
+    stored: StoredMock | None  # the mock as saved; None after a delete
 
 
 def mock_id(file: str, index: int) -> str:
@@ -156,27 +166,35 @@ class MockStore:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def create(self, file: str, text: str, index: int | None = None) -> StoredMock:
+    def create(self, file: str, text: str, index: int | None = None) -> Write:
         path = self.resolve(file)
         self._valid(file, text)
         layout = self._layout(path, file, must_exist=False)
         at = len(layout.entries) if index is None else index
         if not 0 <= at <= len(layout.entries):
             raise Invalid(f"position {at} is outside 0..{len(layout.entries)} in {file}")
-        return self._write(path, file, at, self._edit(lambda: layout.inserted(at, text)))
+        edited = self._edit(lambda: layout.inserted(at, text))
+        previous = layout.text if path.exists() else None
+        return self._write(path, previous, edited, self._stored(file, edited, at))
 
-    def update(self, file: str, index: int, text: str, if_match: str) -> StoredMock:
+    def update(self, file: str, index: int, text: str, if_match: str) -> Write:
         path = self.resolve(file)
         self._valid(file, text)
         layout = self._current(path, file, index, if_match)
-        return self._write(path, file, index, self._edit(lambda: layout.replaced(index, text)))
+        edited = self._edit(lambda: layout.replaced(index, text))
+        return self._write(path, layout.text, edited, self._stored(file, edited, index))
 
-    def delete(self, file: str, index: int, if_match: str) -> None:
+    def delete(self, file: str, index: int, if_match: str) -> Write:
         path = self.resolve(file)
         layout = self._current(path, file, index, if_match)
-        new = self._edit(lambda: layout.deleted(index))
-        self._check_file(path, file, new.text)
-        write_atomic(path, new.text)
+        return self._write(path, layout.text, self._edit(lambda: layout.deleted(index)), None)
+
+    def undo(self, write: Write) -> None:
+        """Put the file back as it was before `write`."""
+        if write.previous is None:
+            write.path.unlink(missing_ok=True)
+        else:
+            write_atomic(write.path, write.previous)
 
     def resolve(self, file: str) -> Path:
         """`file` inside the mocks folder, or PathRefused: never `..`, absolute paths, hidden
@@ -277,16 +295,9 @@ class MockStore:
             raise NotEditable(str(e)) from e
         return edited
 
-    def _check_file(self, path: Path, file: str, text: str) -> None:
-        """The whole new file must load: problems elsewhere in it block the write."""
-        problems = load_mock_text(path, text, self.root, self.engine).problems
-        if problems:
-            raise NotEditable(
-                f"{file} has problems in other mocks; fix them (in a text editor) first",
-                problems=[{"line": p.line, "message": p.message} for p in problems],
-            )
-
-    def _write(self, path: Path, file: str, index: int, edited: MockFileLayout) -> StoredMock:
-        self._check_file(path, file, edited.text)
+    @staticmethod
+    def _write(
+        path: Path, previous: str | None, edited: MockFileLayout, stored: StoredMock | None
+    ) -> Write:
         write_atomic(path, edited.text)
-        return self._stored(file, edited, index)
+        return Write(path, previous, stored)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,11 @@ import tornado.web
 
 from ..admin import ApiHandler
 from ..core.library import MockLibrary
-from ..core.mockstore import MockStore, StoreError
+from ..core.mockfile import Problem
+from ..core.mockstore import MockStore, NotEditable, StoreError, Write
 
 MAX_BODY_BYTES = 2_000_000
+_WRITES = asyncio.Lock()  # the editor's writes, one at a time (one admin server per process)
 
 
 class BadRequest(StoreError):
@@ -57,9 +60,29 @@ class EditorHandler(ApiHandler):
     def store(self) -> MockStore:
         return MockStore(self.library.root, self.library.engine)
 
-    async def reload(self, path: Path) -> None:
-        """Serve the change at once instead of at the next reload interval."""
-        await asyncio.to_thread(self.admin.mocks.reload_files, [path])
+    async def commit(self, write: Callable[[MockStore], Write]) -> Write:
+        """Make `write` (a MockStore write) and serve it at once, instead of at the next reload
+        interval. A file that then does not load (another of its mocks has a problem) is put
+        back as it was and the problems are reported. One write at a time, so that putting a
+        file back never undoes someone else's save."""
+        async with _WRITES:
+            store = self.store
+            done = write(store)
+            problems = await self._reload(done.path)
+            if problems:
+                store.undo(done)
+                await self._reload(done.path)
+                raise NotEditable(
+                    f"{done.path.name} has problems in other mocks, so it cannot load; nothing "
+                    "was changed. Fix them in the file first.",
+                    problems=[{"line": p.line, "message": p.message} for p in problems],
+                )
+            return done
+
+    async def _reload(self, path: Path) -> list[Problem]:
+        report = await asyncio.to_thread(self.admin.mocks.reload_files, [path])
+        problems = report.problems if report is not None else []
+        return [p for p in problems if p.file.resolve() == path]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         error = kwargs.get("exc_info", (None, None, None))[1]
@@ -67,7 +90,7 @@ class EditorHandler(ApiHandler):
             self.write_json(error.to_json(), error.status)
         elif isinstance(error, tornado.web.HTTPError):
             self.write_json(
-                {"error": "HTTP_ERROR", "message": error.log_message or self._reason},
+                {"error": "HTTP_ERROR", "message": error.log_message or error.reason or ""},
                 status_code,
             )
         else:

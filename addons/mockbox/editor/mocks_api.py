@@ -8,10 +8,11 @@ uses, written atomically, and reloaded at once.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 from typing import Any
 
 from ..core.mockedit import dump_mock
-from ..core.mockstore import MAX_MOCK_CHARS, SearchQuery, StoredMock, StoreError, mock_id
+from ..core.mockstore import MAX_MOCK_CHARS, SearchQuery, StoreError, mock_id
 from .base import BadRequest, EditorHandler, text_field
 
 DEFAULT_LIMIT = 500
@@ -58,15 +59,12 @@ class MocksHandler(EditorHandler):
         position = data.get("index")
         if position is not None and (not isinstance(position, int) or isinstance(position, bool)):
             raise BadRequest("index must be an integer (the position of the new mock)")
-        store = self.store
-        stored = store.create(file, mock_text(data), position)
-        await self.reload(store.resolve(file))
+        text = mock_text(data)
+        stored = (await self.commit(lambda store: store.create(file, text, position))).stored
+        assert stored is not None
         self.set_header("Location", f"/api/mocks/{stored.id}")
-        self._send(stored, 201)
-
-    def _send(self, stored: StoredMock, status: int = 200) -> None:
         self.set_header("ETag", stored.etag)
-        self.write_json(stored.to_json(), status)
+        self.write_json(stored.to_json(), 201)
 
 
 class MockHandler(EditorHandler):
@@ -77,17 +75,15 @@ class MockHandler(EditorHandler):
 
     async def put(self, file: str, index: str) -> None:
         if_match = self._if_match(file, index)
-        store = self.store
-        stored = store.update(file, int(index), mock_text(self.json_body()), if_match)
-        await self.reload(store.resolve(file))
-        self.set_header("ETag", stored.etag)
-        self.write_json(stored.to_json())
+        text = mock_text(self.json_body())
+        done = await self.commit(lambda store: store.update(file, int(index), text, if_match))
+        assert done.stored is not None
+        self.set_header("ETag", done.stored.etag)
+        self.write_json(done.stored.to_json())
 
     async def delete(self, file: str, index: str) -> None:
         if_match = self._if_match(file, index)
-        store = self.store
-        store.delete(file, int(index), if_match)
-        await self.reload(store.resolve(file))
+        await self.commit(lambda store: store.delete(file, int(index), if_match))
         self.write_json({"deleted": mock_id(file, int(index))})
 
     def _if_match(self, file: str, index: str) -> str:
@@ -136,7 +132,7 @@ def _int(text: str, name: str) -> int:
     return value
 
 
-def _problem(problem: dict[str, Any], root: Any) -> dict[str, Any]:
+def _problem(problem: dict[str, Any], root: Path) -> dict[str, Any]:
     """A library problem with its file relative to the mocks folder, as ids use it."""
     file = str(problem["file"])
     prefix = f"{root}/"

@@ -281,26 +281,35 @@ async function refreshList() {
   }
 }
 
+/** One entry of a list: a button made of `parts` that opens `id`. */
+function listItem(id, parts, open) {
+  const item = document.createElement("li");
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "item";
+  button.dataset.id = id;
+  button.append(...parts);
+  button.addEventListener("click", open);
+  item.append(button);
+  return item;
+}
+
 function renderList(data) {
   const list = $("mock-list");
-  list.replaceChildren();
-  for (const m of data.mocks) {
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "item";
-    button.dataset.id = m.id;
-    const methods = m.methods.join(",").replace("*", "ANY");
-    button.append(
-      badge(methods, "method"),
-      span(m.path, "path"),
-      span(`${m.name}${m.host ? " · " + m.host : ""}`, "sub"),
-      span(`${m.file}:${m.line} · ${m.status}`, "sub"),
-    );
-    button.addEventListener("click", () => loadMock(m.id));
-    item.append(button);
-    list.append(item);
-  }
+  list.replaceChildren(
+    ...data.mocks.map((m) =>
+      listItem(
+        m.id,
+        [
+          badge(m.methods.join(",").replace("*", "ANY"), "method"),
+          span(m.path, "path"),
+          span(`${m.name}${m.host ? " · " + m.host : ""}`, "sub"),
+          span(`${m.file}:${m.line} · ${m.status}`, "sub"),
+        ],
+        () => loadMock(m.id),
+      ),
+    ),
+  );
   const shown = data.mocks.length;
   $("list-count").textContent =
     data.total === shown ? `${shown} mock(s)` : `${shown} of ${data.total} mocks (refine the search)`;
@@ -354,26 +363,23 @@ async function refreshTraffic(reset = false) {
 }
 
 function renderTraffic() {
-  const list = $("traffic-list");
-  list.replaceChildren();
-  for (const t of state.traffic) {
-    const item = document.createElement("li");
-    const button = document.createElement("button");
-    button.type = "button";
-    button.className = "item";
-    button.dataset.id = t.id;
-    const url = new URL(t.url);
-    button.append(
-      badge(t.method, "method"),
-      span(String(t.status ?? "—"), `status status-${String(t.status ?? 0)[0]}`),
-      badge(t.source, "source"),
-      span(url.pathname + url.search, "path"),
-      span(`${url.host} · ${t.duration_ms} ms · ${new Date(t.time * 1000).toLocaleTimeString()}`, "sub"),
-    );
-    button.addEventListener("click", () => openTraffic(t.id));
-    item.append(button);
-    list.append(item);
-  }
+  $("traffic-list").replaceChildren(
+    ...state.traffic.map((t) => {
+      const url = new URL(t.url);
+      const time = new Date(t.time * 1000).toLocaleTimeString();
+      return listItem(
+        t.id,
+        [
+          badge(t.method, "method"),
+          span(String(t.status ?? "—"), `status status-${String(t.status ?? 0)[0]}`),
+          badge(t.source, "source"),
+          span(url.pathname + url.search, "path"),
+          span(`${url.host} · ${t.duration_ms} ms · ${time}`, "sub"),
+        ],
+        () => openTraffic(t.id),
+      );
+    }),
+  );
   $("traffic-count").textContent = `${state.traffic.length} recent request(s)`;
 }
 
@@ -432,14 +438,28 @@ function openGenerate() {
   $("gen-url").focus();
 }
 
-async function runGenerate(event) {
+/** Run an AI call from a dialog: its button says it is busy, its alert shows any error. */
+async function fromDialog(event, form, button, busyLabel, errorId, work) {
   event.preventDefault();
-  if (!$("generate-form").reportValidity()) return;
-  const run = $("generate-run");
+  if (!$(form).reportValidity()) return;
+  const run = $(button);
+  const idle = run.textContent;
   run.disabled = true;
-  run.textContent = "Generating…";
-  $("generate-error").hidden = true;
+  run.textContent = busyLabel;
+  $(errorId).hidden = true;
   try {
+    await work();
+  } catch (e) {
+    $(errorId).textContent = describe(e);
+    $(errorId).hidden = false;
+  } finally {
+    run.disabled = false;
+    run.textContent = idle;
+  }
+}
+
+function runGenerate(event) {
+  return fromDialog(event, "generate-form", "generate-run", "Generating…", "generate-error", async () => {
     const { data } = await api("POST", "/api/ai/generate", {
       method: $("gen-method").value,
       url: $("gen-url").value.trim(),
@@ -456,21 +476,11 @@ async function runGenerate(event) {
       explanation: `${aiLabel(data)}: ${data.explanation}`,
     });
     say("Draft generated: review it, then save.");
-  } catch (e) {
-    showError("generate-error", e);
-  } finally {
-    run.disabled = false;
-    run.textContent = "Generate";
-  }
+  });
 }
 
 function aiLabel({ provider, model }) {
   return model && model !== provider ? `AI (${provider}, ${model})` : `AI (${provider})`;
-}
-
-function showError(id, error) {
-  $(id).textContent = describe(error);
-  $(id).hidden = false;
 }
 
 // --- AI: improve -------------------------------------------------------------------------------
@@ -486,14 +496,8 @@ function openImprove() {
   $("improve-instruction").focus();
 }
 
-async function runImprove(event) {
-  event.preventDefault();
-  if (!$("improve-form").reportValidity()) return;
-  const run = $("improve-run");
-  run.disabled = true;
-  run.textContent = "Thinking…";
-  $("improve-error").hidden = true;
-  try {
+function runImprove(event) {
+  return fromDialog(event, "improve-form", "improve-run", "Thinking…", "improve-error", async () => {
     const { data } = await api("POST", "/api/ai/improve", {
       yaml: editor.text,
       instruction: $("improve-instruction").value,
@@ -507,12 +511,7 @@ async function runImprove(event) {
     state.diffDocs = [data.original_yaml, proposed];
     drawDiff();
     $("improve-accept").disabled = false;
-  } catch (e) {
-    showError("improve-error", e);
-  } finally {
-    run.disabled = false;
-    run.textContent = "Propose";
-  }
+  });
 }
 
 function drawDiff() {

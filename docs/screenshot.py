@@ -9,25 +9,17 @@ requests through the proxy so the traffic view has something, and drives Debian'
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import requests
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+sys.path.insert(0, str(REPO / "bench"))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from common import BIN, free_port, server  # noqa: E402
 
 
 def main() -> None:
@@ -36,19 +28,9 @@ def main() -> None:
     port, admin = free_port(), free_port()
     cmd = [str(BIN / "mockbox"), "run", "--mocks", str(work / "mocks"), "--port", str(port)]
     cmd += ["--admin-port", str(admin), "--set", f"confdir={work / 'conf'}"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
+    with server(cmd, admin):
         session = requests.Session()
         session.trust_env = False
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                session.get(f"http://127.0.0.1:{admin}/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
         proxy = {"http": f"http://127.0.0.1:{port}"}
         for path in ("/v1/books", "/v1/books/42", "/v1/authors/7", "/v1/nothing"):
             session.get(f"http://api.bookshop.test{path}", proxies=proxy, timeout=10)
@@ -69,10 +51,7 @@ def main() -> None:
             page.wait_for_selector(".cm-mergeView .cm-changedLine")
             page.screenshot(path=str(REPO / "docs" / "editor-improve.png"))
             browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ token, because the admin API can change what the proxy answers.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import json
 import logging
 from typing import Any
@@ -19,6 +18,8 @@ from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
 
 from . import __version__
+from .apiguard import cross_site_refusal
+from .apiguard import is_loopback as _is_loopback
 from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalInt, OptionalStr, Settings
@@ -158,6 +159,10 @@ class ApiHandler(_AdminHandler):
                 {"error": "UNAUTHORIZED", "message": "send Authorization: Bearer <admin token>"},
                 401,
             )
+            return
+        refused = cross_site_refusal(self.request, self.admin.host)
+        if refused is not None:  # see apiguard.py: other web pages must not drive the API
+            self.write_json({"error": "CROSS_SITE_REFUSED", "message": refused}, 403)
 
     def json_body(self) -> dict[str, Any] | None:
         """The request body as a JSON object; None (after answering 400) when it is not one."""
@@ -184,30 +189,6 @@ class MetricsHandler(_AdminHandler):
     def get(self) -> None:
         self.set_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
         self.finish(self.admin.metrics.exposition())
-
-
-class SequencesHandler(ApiHandler):
-    """Calls counted so far for mocks with `responses:` sequences, by mock id."""
-
-    def get(self) -> None:
-        self.write_json({"calls": self.admin.mocks.sequences.calls()})
-
-
-class SequencesResetHandler(ApiHandler):
-    """POST: start sequences over (`?mock=ID` for one mock), like `mockbox.sequences.reset`."""
-
-    def post(self) -> None:
-        mock = self.get_query_argument("mock", "")
-        self.write_json({"reset": self.admin.mocks.sequences.reset(mock)})
-
-
-def _is_loopback(host: str) -> bool:
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _url_host(host: str) -> str:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from .ai.providers import ProviderConfigError
 from .ai.service import AISettings, Outcome, Synthesizer
 from .ai.usage import UsageBook
+from .core.ai_answer import AIAnswer
 from .core.ai_prompt import GenerationRequest, nearest_examples
 from .core.config import Config
 from .core.library import MockLibrary
@@ -37,7 +38,7 @@ class GenerateArgs:
 
 async def generate(
     config: Config, mocks: Path, args: GenerateArgs
-) -> tuple[GenerationRequest, Outcome]:
+) -> tuple[GenerationRequest, Outcome[AIAnswer]]:
     locale = config.get("templating", "faker_locale")
     engine = TemplateEngine(locale)
     library = MockLibrary(mocks, engine)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from mitmproxy import command, exceptions, http
@@ -85,13 +85,20 @@ class MockServer:
     @command.command("mockbox.reload")
     def reload(self) -> None:
         """Reload changed mock files now."""
-        if self.library is not None:
-            self._reloaded(self.library.refresh())
+        self.reload_files()
 
     @command.command("mockbox.sequences.reset")
     def reset_sequences(self, mock: str = "") -> int:
         """Start `responses:` sequences over, for every mock or the one with this id or name."""
         return self.sequences.reset(mock)
+
+    def reload_files(self, changed: Collection[Path] = ()) -> ReloadReport | None:
+        """Reload now, `changed` (just written by the editor) in any case."""
+        if self.library is None:
+            return None
+        report = self.library.refresh(changed)
+        self._reloaded(report)
+        return report
 
     async def _watch(self, interval: float) -> None:
         while True:

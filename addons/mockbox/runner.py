@@ -65,7 +65,8 @@ class Banner:
             f"  proxy  {proxy_url}  ({mode} mode)",
         ]
         if admin.bound:
-            lines.append(f"  admin  http://{admin.bound[0]}:{admin.bound[1]}  (/healthz, /metrics)")
+            admin_url = f"http://{admin.bound[0]}:{admin.bound[1]}"
+            lines.append(f"  admin  {admin_url}  (the editor; /healthz, /metrics)")
         example = _example_path(mocks)
         if mode.startswith("reverse:"):
             lines += [

@@ -10,6 +10,7 @@ from .cache import ResponseCache
 from .cacheapi import cache_routes
 from .cdn import MockCdnHeaders
 from .cdnpurge import CdnPurge
+from .editor.routes import editor_routes
 from .limitsapi import limits_routes
 from .metrics import Metrics
 from .mocks import MockServer
@@ -21,6 +22,7 @@ from .sequenceapi import sequence_routes
 from .settings import Settings
 from .state import SharedState
 from .synthesize import Synthesize
+from .traffic import Traffic
 
 
 def build() -> list[Any]:
@@ -37,6 +39,7 @@ def build() -> list[Any]:
     admin.routes += cache_routes(admin, cache)
     admin.routes += ai_routes(admin, synthesize)
     admin.routes += sequence_routes(admin, mocks)
+    admin.routes += editor_routes(admin, synthesize)
     admin.routes += limits_routes(admin, ratelimit)
     return [
         settings,
@@ -50,6 +53,7 @@ def build() -> list[Any]:
         MockCdnHeaders(settings, mocks),
         Provenance(settings),
         metrics,
+        Traffic(settings),
         cdn_purge,
         admin,
     ]

@@ -86,34 +86,36 @@ class Synthesize:
         client = view.client or "anonymous"
         session = view.headers.get(SESSION_HEADER) or client
         stateful = bool(self.ai_config["stateful"])
-        try:
-            if stateful:
+        if stateful:
+            try:
                 body = view.json if view.body else None
                 kept = await self.resources.answer(
                     session, view.method, view.host, view.segments, body
                 )
-                if kept is not None:  # never cached: the next write changes it
-                    self._send(
-                        flow, kept, {"X-MockBox-AI-Provider": "state", "Cache-Control": "no-store"}
-                    )
-                    return
-            spent = await budget.exceeded(client)
-        except StateError as e:
-            logger.warning(f"mockbox: AI state unavailable ({e}); answering without it")
-            spent, stateful = None, False
-        if spent is not None:
-            self._budget_spent(flow, spent)
+            except StateError as e:
+                logger.warning(f"mockbox: AI session resources unavailable ({e})")
+                kept, stateful = None, False
+            if kept is not None:  # never cached: the next write changes it
+                self._send(
+                    flow, kept, {"X-MockBox-AI-Provider": "state", "Cache-Control": "no-store"}
+                )
+                return
+        refusal = await self.refusal(client)
+        if refusal is not None:
+            answer_json(flow, 429, refusal, "ai")
+            assert flow.response is not None
+            flow.response.headers["Retry-After"] = str(refusal["retry_after"])
             return
         greq = self.generation_request(view)
         outcome = await synth.generate(greq, library.index, greq.seed())
-        try:
-            await budget.spend(client, outcome.tokens_in + outcome.tokens_out, outcome.cost)
-            if outcome.answer is not None and stateful:
+        await self.spend(client, outcome)
+        if outcome.answer is not None and stateful:
+            try:
                 outcome.answer = await self.resources.remember(
                     session, view.method, view.host, view.segments, outcome.answer
                 )
-        except StateError as e:
-            logger.warning(f"mockbox: AI state unavailable ({e}); usage not counted")
+            except StateError as e:
+                logger.warning(f"mockbox: AI session resources unavailable ({e})")
         if outcome.answer is None:
             self._send_error(flow, outcome)
             return
@@ -128,28 +130,43 @@ class Synthesize:
         if self.ai_config["persist"] or view.headers.get(PERSIST_HEADER, "").lower() in _YES:
             self.persist(greq, outcome.answer)
 
-    def _budget_spent(self, flow: http.HTTPFlow, spent: str) -> None:
-        retry = Budget.seconds_to_midnight()
-        payload = {
+    async def refusal(self, client: str) -> dict[str, Any] | None:
+        """The 429 answer when `client`'s daily AI budget is spent (proxy and editor alike)."""
+        assert self.budget is not None
+        try:
+            spent = await self.budget.exceeded(client)
+        except StateError as e:  # an outage must not stop synthesis: budgets resume with it
+            logger.warning(f"mockbox: AI budgets unavailable ({e}); not enforced meanwhile")
+            return None
+        if spent is None:
+            return None
+        return {
             "error": "AI_BUDGET_EXCEEDED",
             "message": f"{spent} are spent; the budget resets at midnight UTC.",
-            "retry_after": retry,
+            "retry_after": Budget.seconds_to_midnight(),
         }
-        answer_json(flow, 429, payload, "ai")
-        assert flow.response is not None
-        flow.response.headers["Retry-After"] = str(retry)
+
+    async def spend(self, client: str, outcome: Outcome[Any]) -> None:
+        assert self.budget is not None
+        try:
+            await self.budget.spend(client, outcome.tokens_in + outcome.tokens_out, outcome.cost)
+        except StateError as e:
+            logger.warning(f"mockbox: AI budgets unavailable ({e}); this call is not counted")
 
     def generation_request(self, view: RequestView) -> GenerationRequest:
-        greq = GenerationRequest.from_view(view)
+        return self.grounded(GenerationRequest.from_view(view))
+
+    def grounded(self, greq: GenerationRequest) -> GenerationRequest:
+        """`greq` with the nearest mocks of its host as examples for the model."""
         assert self.mocks.library is not None
         greq.body_schema = operation_schema(
-            self.mocks.library.index.mocks, view.host, view.method, view.segments
+            self.mocks.library.index.mocks, greq.host, greq.method, greq.segments
         )
         greq.examples = nearest_examples(
             self.mocks.library.index.mocks,
-            view.host,
-            view.method,
-            view.segments,
+            greq.host,
+            greq.method,
+            greq.segments,
             int(self.ai_config["examples"]),
             int(self.ai_config["example_chars"]),
         )
@@ -178,7 +195,7 @@ class Synthesize:
         body = b"" if result.body is None else encode_body(result.body)
         answer(flow, Rendered(result.status, headers, body), "ai")
 
-    def _send_error(self, flow: http.HTTPFlow, outcome: Outcome) -> None:
+    def _send_error(self, flow: http.HTTPFlow, outcome: Outcome[AIAnswer]) -> None:
         assert outcome.error is not None
         answer_json(flow, outcome.status, outcome.error, "ai")
         assert flow.response is not None
@@ -187,7 +204,7 @@ class Synthesize:
             flow.response.headers[name] = value
 
 
-def _outcome_headers(outcome: Outcome) -> dict[str, str]:
+def _outcome_headers(outcome: Outcome[Any]) -> dict[str, str]:
     return {"X-MockBox-AI-Provider": outcome.provider, "X-MockBox-AI-Model": outcome.model}
 
 

@@ -39,6 +39,18 @@ class ProviderConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class Tool:
+    """The shape the model must answer in: a JSON Schema, named for tool-style APIs."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+
+
+ANSWER_TOOL = Tool("http_response", "Send the HTTP response for the request.", ANSWER_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     data: Any  # the parsed answer (raises ValueError in parse_answer when not JSON)
     raw: str
@@ -50,7 +62,7 @@ class Provider(Protocol):
     name: str
     model: str
 
-    async def complete(self, system: str, prompt: str) -> Completion: ...
+    async def complete(self, system: str, prompt: str, tool: Tool = ANSWER_TOOL) -> Completion: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +94,14 @@ class OpenAIProvider:
             max_retries=s.max_retries,
         )
 
-    async def complete(self, system: str, prompt: str) -> Completion:
+    async def complete(self, system: str, prompt: str, tool: Tool = ANSWER_TOOL) -> Completion:
         limit = "max_completion_tokens" if self.name == "openai" else "max_tokens"
         response = await self.client.chat.completions.create(  # type: ignore[call-overload]
             model=self.model,
             messages=[{"role": "system", "content": system}, {"role": "user", "content": prompt}],
             response_format={
                 "type": "json_schema",
-                "json_schema": {"name": "http_response", "schema": ANSWER_SCHEMA, "strict": False},
+                "json_schema": {"name": tool.name, "schema": tool.schema, "strict": False},
             },
             temperature=self.settings.temperature,
             **{limit: self.settings.max_tokens},
@@ -118,20 +130,16 @@ class AnthropicProvider:
             api_key=key, base_url=s.base_url or None, timeout=s.timeout, max_retries=s.max_retries
         )
 
-    async def complete(self, system: str, prompt: str) -> Completion:
+    async def complete(self, system: str, prompt: str, tool: Tool = ANSWER_TOOL) -> Completion:
         message = await self.client.messages.create(
             model=self.model,
             system=system,
             max_tokens=self.settings.max_tokens,  # this SDK's messages API takes no temperature
             messages=[{"role": "user", "content": prompt}],
             tools=[
-                {
-                    "name": "http_response",
-                    "description": "Send the HTTP response for the request.",
-                    "input_schema": ANSWER_SCHEMA,
-                }
+                {"name": tool.name, "description": tool.description, "input_schema": tool.schema}
             ],
-            tool_choice={"type": "tool", "name": "http_response"},
+            tool_choice={"type": "tool", "name": tool.name},
         )
         data: Any = None
         raw = ""

@@ -12,17 +12,42 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.ai_answer import AIAnswer, check_answer
-from ..core.ai_prompt import SYSTEM_PROMPT, GenerationRequest, build_prompt, repair_prompt
+from ..core.ai_prompt import (
+    SYSTEM_PROMPT,
+    GenerationRequest,
+    build_prompt,
+    example_of,
+    repair_prompt,
+)
 from ..core.breaker import CircuitBreaker
+from ..core.improve import (
+    IMPROVE_SYSTEM_PROMPT,
+    Improvement,
+    NotApplicable,
+    check_improvement,
+    improve_offline,
+    improve_prompt,
+    improve_schema,
+    understood_instructions,
+)
 from ..core.index import MockIndex
+from ..core.model import Mock
 from ..core.offline import OfflineGenerator
 from ..core.templating import TemplateEngine
-from .providers import DEFAULT_MODELS, Provider, ProviderSettings, make_provider, sdk_errors
+from .providers import (
+    ANSWER_TOOL,
+    DEFAULT_MODELS,
+    Provider,
+    ProviderSettings,
+    Tool,
+    make_provider,
+    sdk_errors,
+)
 from .usage import BudgetLimits, UsageBook
 
 logger = logging.getLogger(__name__)
@@ -71,8 +96,10 @@ class AISettings:
 
 
 @dataclass(slots=True)
-class Outcome:
-    answer: AIAnswer | None
+class Outcome[T]:
+    """A checked answer (an HTTP answer, a mock improvement), or a clear error."""
+
+    answer: T | None
     status: int = 200
     error: dict[str, Any] | None = None
     provider: str = ""
@@ -102,7 +129,7 @@ class Synthesizer:
         self._timeouts: tuple[type[BaseException], ...] = (TimeoutError, *timeouts)
         self._errors: tuple[type[BaseException], ...] = errors
         self.breaker = CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown)
-        self._inflight: dict[str, asyncio.Future[Outcome]] = {}
+        self._inflight: dict[str, asyncio.Future[Outcome[AIAnswer]]] = {}
 
     @property
     def name(self) -> str:
@@ -112,13 +139,15 @@ class Synthesizer:
     def model(self) -> str:
         return self.settings.provider.model if self.provider else "offline"
 
-    async def generate(self, req: GenerationRequest, index: MockIndex, seed: int) -> Outcome:
+    async def generate(
+        self, req: GenerationRequest, index: MockIndex, seed: int
+    ) -> Outcome[AIAnswer]:
         """One answer per distinct request at a time: concurrent twins wait for the first."""
         key = request_key(req)
         running = self._inflight.get(key)
         if running is not None:
             return await asyncio.shield(running)
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Outcome[AIAnswer]] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
             outcome = await self._generate(req, index, seed)
@@ -132,13 +161,59 @@ class Synthesizer:
         future.set_result(outcome)
         return outcome
 
-    async def _generate(self, req: GenerationRequest, index: MockIndex, seed: int) -> Outcome:
+    async def improve(
+        self,
+        mock: dict[str, Any],
+        instruction: str,
+        siblings: list[Mock],
+        problems_of: Callable[[dict[str, Any]], list[str]],
+    ) -> Outcome[Improvement]:
+        """A proposed change of `mock`: offline transformations, or the LLM's checked answer."""
+        started = time.monotonic()
+        if self.provider is None:
+            return self._improve_offline(mock, instruction, siblings, started)
+        examples = [example_of(m) for m in siblings[: self.settings.examples]]
+        prompt = improve_prompt(mock, instruction, examples)
+        tool = Tool("mock_change", "Send the changed mock(s).", improve_schema())
+        try:
+            return await self._ask(
+                IMPROVE_SYSTEM_PROMPT,
+                prompt,
+                tool,
+                lambda data: check_improvement(data, problems_of),
+                started,
+            )
+        except Exception as e:  # reported to the editor, never raised into the admin server
+            logger.exception("mockbox: AI improvement failed unexpectedly")
+            return self._error(502, "AI_GENERATION_FAILED", f"internal error: {type(e).__name__}")
+
+    async def _generate(
+        self, req: GenerationRequest, index: MockIndex, seed: int
+    ) -> Outcome[AIAnswer]:
         started = time.monotonic()
         if self.provider is None:
             return self._offline(req, index, seed, started)
+
+        def check(data: Any) -> tuple[AIAnswer | None, list[str]]:
+            checked = check_answer(data, req.body_schema, self.settings.max_body_bytes)
+            return checked.answer, checked.errors
+
+        return await self._ask(SYSTEM_PROMPT, build_prompt(req), ANSWER_TOOL, check, started)
+
+    async def _ask[T](
+        self,
+        system: str,
+        prompt: str,
+        tool: Tool,
+        check: Callable[[Any], tuple[T | None, list[str]]],
+        started: float,
+    ) -> Outcome[T]:
+        """Provider call with a timeout → check → one repair attempt with the errors → 502.
+        A timeout is a 504; a provider that keeps failing trips the breaker (503)."""
+        assert self.provider is not None
         if not self.breaker.allow():
             retry = max(1, round(self.breaker.retry_after()))
-            out = self._error(
+            out: Outcome[T] = self._error(
                 503,
                 "AI_PROVIDER_UNAVAILABLE",
                 f"The AI provider {self.name} failed {self.settings.breaker_failures} times in a "
@@ -148,41 +223,43 @@ class Synthesizer:
             out.headers["Retry-After"] = str(retry)
             self._record(out, "breaker_open", started)
             return out
-        prompt = build_prompt(req)
+        asked = prompt
         tokens_in = tokens_out = 0
+        errors: list[str] = []
         try:
             for attempt in range(2):
                 completion = await asyncio.wait_for(
-                    self.provider.complete(SYSTEM_PROMPT, prompt),
+                    self.provider.complete(system, asked, tool),
                     timeout=self.settings.provider.timeout
                     * (self.settings.provider.max_retries + 1),
                 )
                 tokens_in += completion.tokens_in
                 tokens_out += completion.tokens_out
-                checked = check_answer(
-                    completion.data, req.body_schema, self.settings.max_body_bytes
-                )
-                if checked.answer is not None:
+                value, errors = check(completion.data)
+                if value is not None:
                     self.breaker.success()
-                    out = Outcome(checked.answer, 200)
                     return self._finish(
-                        out, "repaired" if attempt else "ok", started, tokens_in, tokens_out
+                        Outcome(value, 200),
+                        "repaired" if attempt else "ok",
+                        started,
+                        tokens_in,
+                        tokens_out,
                     )
                 if attempt == 0:
-                    logger.info(f"mockbox: AI answer rejected, asking once more: {checked.errors}")
-                    prompt = (
-                        build_prompt(req)
+                    logger.info(f"mockbox: AI answer rejected, asking once more: {errors}")
+                    asked = (
+                        prompt
                         + "\n\nYour previous answer was:\n"
                         + completion.raw[:4000]
                         + "\n\n"
-                        + repair_prompt(checked.errors)
+                        + repair_prompt(errors)
                     )
             self.breaker.failure()
             out = self._error(
                 502,
                 "AI_GENERATION_FAILED",
-                "The AI provider's answer was invalid twice; nothing was sent on its behalf.",
-                errors=checked.errors,
+                "The AI provider's answer was invalid twice; it was not used.",
+                errors=errors,
             )
             return self._finish(out, "invalid", started, tokens_in, tokens_out)
         except self._timeouts:
@@ -201,30 +278,51 @@ class Synthesizer:
             )
             return self._finish(out, "error", started, tokens_in, tokens_out)
 
+    def _improve_offline(
+        self, mock: dict[str, Any], instruction: str, siblings: list[Mock], started: float
+    ) -> Outcome[Improvement]:
+        try:
+            improvement = improve_offline(mock, instruction, siblings)
+        except NotApplicable as e:
+            out: Outcome[Improvement] = self._error(422, "AI_CANNOT_APPLY", f"{e}.")
+            return self._finish(out, "no_knowledge", started, 0, 0)
+        if improvement is None:
+            out = self._error(
+                422,
+                "AI_INSTRUCTION_NOT_UNDERSTOOD",
+                "The offline provider understands these instructions: "
+                f"{understood_instructions()}. For anything else set ai.provider to an LLM.",
+            )
+            return self._finish(out, "no_knowledge", started, 0, 0)
+        return self._finish(Outcome(improvement, 200), "ok", started, 0, 0)
+
     def _offline(
         self, req: GenerationRequest, index: MockIndex, seed: int, started: float
-    ) -> Outcome:
+    ) -> Outcome[AIAnswer]:
         answer = self.offline.generate(req, index, seed)
         if answer is None:
-            out = self._error(
+            out: Outcome[AIAnswer] = self._error(
                 501,
                 "AI_NO_KNOWLEDGE",
                 f"The offline provider knows nothing about {req.method} {req.url}: no mock, "
                 "recording or imported schema of this host resembles it. Add a mock, record a "
-                "session, import an OpenAPI document, or set ai.provider to an LLM.",
+                "session, import an OpenAPI document, give a schema hint (fields such as "
+                '"id, name, email"), or set ai.provider to an LLM.',
             )
             return self._finish(out, "no_knowledge", started, 0, 0)
         return self._finish(Outcome(answer, 200), "ok", started, 0, 0)
 
-    def _error(self, status: int, code: str, message: str, **extra: Any) -> Outcome:
+    def _error[T](self, status: int, code: str, message: str, **extra: Any) -> Outcome[T]:
         return Outcome(None, status, {"error": code, "message": message, **extra})
 
-    def _finish(self, out: Outcome, outcome: str, started: float, tin: int, tout: int) -> Outcome:
+    def _finish[T](
+        self, out: Outcome[T], outcome: str, started: float, tin: int, tout: int
+    ) -> Outcome[T]:
         out.tokens_in, out.tokens_out = tin, tout
         self._record(out, outcome, started)
         return out
 
-    def _record(self, out: Outcome, outcome: str, started: float) -> None:
+    def _record(self, out: Outcome[Any], outcome: str, started: float) -> None:
         out.provider, out.model, out.outcome = self.name, self.model, outcome
         out.latency = time.monotonic() - started
         out.cost = self.usage.record(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +54,7 @@ class MockLibrary:
         self.reloads = 0  # bumps on every change of what is served
         self.digest = hashlib.sha256().hexdigest()  # of what is served: equal across instances
         self._files: dict[Path, _FileState] = {}
+        self._lock = threading.Lock()  # the watcher thread and the editor may refresh at once
 
     @property
     def problems(self) -> list[Problem]:
@@ -61,8 +64,14 @@ class MockLibrary:
     def files(self) -> list[Path]:
         return sorted(p for p, s in self._files.items() if s.good is not None)
 
-    def refresh(self) -> ReloadReport:
-        """Load new and changed files, forget deleted ones, rebuild the index if needed."""
+    def refresh(self, changed: Collection[Path] = ()) -> ReloadReport:
+        """Load new and changed files, forget deleted ones, rebuild the index if needed.
+        Files in `changed` are reloaded even when their size and mtime look the same (two
+        writes within one tick of the file system's clock)."""
+        with self._lock:
+            return self._refresh({p.resolve() for p in changed})
+
+    def _refresh(self, changed: set[Path]) -> ReloadReport:
         loaded: list[Path] = []
         failed: list[Path] = []
         problems: list[Problem] = []
@@ -74,7 +83,7 @@ class MockLibrary:
         for path in sorted(seen):
             state = self._files.get(path)
             signature = self._signature(path, state)
-            if state is not None and signature == state.signature:
+            if state is not None and signature == state.signature and path not in changed:
                 continue
             result = load_mock_file(path, self.root, self.engine)
             signature = self._signature(path, None, result)

@@ -70,12 +70,16 @@ def _validator() -> jsonschema.Draft202012Validator:
 
 def load_mock_file(path: Path, root: Path, engine: TemplateEngine) -> LoadedFile:
     """Load `path`; every problem found is reported, and any problem means no mocks."""
-    out = LoadedFile(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        out.problems.append(Problem(path, 1, f"cannot read file: {e}"))
-        return out
+        return LoadedFile(path, problems=[Problem(path, 1, f"cannot read file: {e}")])
+    return load_mock_text(path, text, root, engine)
+
+
+def load_mock_text(path: Path, text: str, root: Path, engine: TemplateEngine) -> LoadedFile:
+    """Like load_mock_file, for the text `path` would hold (the editor checks before writing)."""
+    out = LoadedFile(path)
     try:
         doc = load_sourced(text)
     except YamlSyntaxError as e:
@@ -100,6 +104,43 @@ def load_mock_file(path: Path, root: Path, engine: TemplateEngine) -> LoadedFile
         content.update(dep.read_bytes() if dep.is_file() else b"")
     out.digest = content.hexdigest()
     return out
+
+
+@dataclass(slots=True)
+class CheckedMock:
+    """One mock given as YAML text on its own (the editor's buffer), checked in place."""
+
+    data: Any
+    problems: list[Problem]
+
+
+def check_mock_text(text: str, path: Path, root: Path, engine: TemplateEngine) -> CheckedMock:
+    """Check one mock mapping as if it stood in the file `path`, with the same schema and
+    compiler as file loading; problem lines count from the first line of `text`."""
+    try:
+        doc = load_sourced(text)
+    except YamlSyntaxError as e:
+        return CheckedMock(None, [Problem(path, e.line, f"invalid YAML: {e}")])
+    if not isinstance(doc.data, dict):
+        return CheckedMock(
+            doc.data, [Problem(path, 1, "a mock is a mapping with request: and response:")]
+        )
+    # Seen as entry 0 of a `mocks:` list, so the file's checks apply unchanged.
+    wrapped = SourcedDocument(
+        {"mocks": [doc.data]},
+        {(): 1, ("mocks",): 1, **{("mocks", 0, *k): v for k, v in doc.lines.items()}},
+    )
+    problems = [_unwrapped(p) for p in _schema_problems(path, wrapped)]
+    if not problems:
+        builder = _MockBuilder(path, root, engine, wrapped, 0, doc.data)
+        builder.build()
+        problems = [_unwrapped(p) for p in builder.problems]
+    return CheckedMock(doc.data, problems)
+
+
+def _unwrapped(problem: Problem) -> Problem:
+    message = problem.message.removeprefix("mocks.0.").removeprefix("mocks.0: ")
+    return Problem(problem.file, problem.line, message, problem.mock)
 
 
 def _schema_problems(path: Path, doc: SourcedDocument) -> Iterator[Problem]:

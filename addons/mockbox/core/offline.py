@@ -43,7 +43,7 @@ _KEEP_KEYS = {
     "method",
     "unit",
 }
-_LIST_ENVELOPES = ("data", "items", "results", "records", "entries", "content", "list")
+LIST_ENVELOPES = ("data", "items", "results", "records", "entries", "content", "list")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 _DATETIME = re.compile(
@@ -130,6 +130,8 @@ class OfflineGenerator:
                 headers = {"Content-Type": "application/json"}
                 return AIAnswer(status, headers, body, "Offline: generated from the API's schema.")
         shape, status, source = self._shape(req, index)
+        if shape is None and req.schema_hint:
+            shape, status, source = self._hinted(req)
         if shape is None:
             return None
         self.fake.seed_instance(seed)
@@ -181,6 +183,18 @@ class OfflineGenerator:
                 return [body, body, body], 200, f"a list of {source}"  # refaked one by one
         return None, 0, ""
 
+    def _hinted(self, req: GenerationRequest) -> tuple[Any, int, str]:
+        """A body from the schema hint alone (a route of an API MockBox has not seen)."""
+        item = hint_shape(req.schema_hint)
+        if item is None:
+            return None, 0, ""
+        source = f"the schema hint ({', '.join(item)})"
+        last = req.segments[-1] if req.segments else ""
+        if req.method.upper() != "GET" or not last or is_id_like(last):
+            return item, 200, source
+        count = {"simple": 2, "medium": 3}.get(req.complexity, 5)
+        return [item] * count, 200, f"{source}, as a list of {count}"  # refaked one by one
+
     def _example_body(self, mock: Mock, req: GenerationRequest) -> Any:
         """The example's body, rendered when it is a template (for a request like ours)."""
         spec = mock.response
@@ -204,7 +218,7 @@ class OfflineGenerator:
             return None
 
     def _refake(self, value: Any, key: str, item_id: str | None) -> Any:
-        name = key.lower().replace("_", "").replace("-", "")
+        name = _normalized(key)
         if isinstance(value, dict):
             return {
                 k: self._refake(v, k, item_id if not isinstance(v, (dict, list)) else None)
@@ -223,22 +237,11 @@ class OfflineGenerator:
         if isinstance(value, float):
             return round(self.fake.pyfloat(min_value=0, max_value=max(10.0, abs(value) * 2)), 2)
         if isinstance(value, str):
-            return self._fake_text(name, value)
+            return self._fake_text(key, value)
         return value
 
-    def _fake_text(self, name: str, value: str) -> str:
-        method = _BY_NAME.get(name)
-        if method is None and name.endswith(("at", "date", "time")) and _DATETIME.match(value):
-            method = "iso"
-        if method is None:
-            if _EMAIL.match(value):
-                method = "email"
-            elif _UUID.match(value):
-                method = "uuid4"
-            elif _URL.match(value):
-                method = "url"
-            elif _DATETIME.match(value):
-                method = "iso"
+    def _fake_text(self, key: str, value: str) -> str:
+        method = faker_method(key, value)
         if method == "iso":
             return self.fake.date_time_this_year().isoformat() + (
                 "Z" if value.endswith("Z") else ""
@@ -259,6 +262,81 @@ def _ignore(_problem: str) -> None:
     """A schema jsf cannot satisfy falls back to the sibling routes, silently."""
 
 
+def faker_method(key: str, value: str) -> str | None:
+    """The Faker method that makes a realistic value for the field `key` now holding `value`
+    ("iso" for a timestamp), from the field's name first, then from the value's form."""
+    if key.lower() in _KEEP_KEYS:
+        return None
+    name = _normalized(key)
+    method = _BY_NAME.get(name)
+    if method is None and name.endswith(("at", "date", "time")) and _DATETIME.match(value):
+        method = "iso"
+    if method is None:
+        if _EMAIL.match(value):
+            method = "email"
+        elif _UUID.match(value):
+            method = "uuid4"
+        elif _URL.match(value):
+            method = "url"
+        elif _DATETIME.match(value):
+            method = "iso"
+    return method
+
+
+def hint_shape(hint: str) -> dict[str, Any] | None:
+    """An example object from a schema hint such as "id, title, price: number, tags[]"."""
+    fields: dict[str, Any] = {}
+    for token in re.split(r"[,;\n]+", hint):
+        m = _HINT_FIELD.match(token.strip())
+        if m is None:
+            continue
+        name, many, kind = m.groups()
+        value = _hint_value(name, (kind or "").lower())
+        fields[name] = [value, value] if many else value
+    return fields or None
+
+
+_HINT_FIELD = re.compile(r"^([A-Za-z_][\w-]*)\s*(\[\])?(?:\s*:\s*([A-Za-z]+))?$")
+_HINT_KINDS: dict[str, Any] = {
+    "int": 1,
+    "integer": 1,
+    "number": 9.99,
+    "float": 9.99,
+    "decimal": 9.99,
+    "bool": True,
+    "boolean": True,
+    "date": "2024-01-01",
+    "datetime": "2024-01-01T12:00:00Z",
+    "timestamp": "2024-01-01T12:00:00Z",
+    "email": "someone@example.com",
+    "url": "https://example.com/",
+    "uri": "https://example.com/",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
+_COUNTS = ("count", "total", "quantity", "qty", "age", "size", "year", "rank", "stock")
+_AMOUNTS = ("price", "amount", "cost", "balance", "rating", "score", "weight")
+
+
+def _hint_value(name: str, kind: str) -> Any:
+    """A typed placeholder for a hinted field; _refake turns it into fake data."""
+    if kind in _HINT_KINDS:
+        return _HINT_KINDS[kind]
+    n = _normalized(name)
+    if n == "id" or n.endswith("id") or n.endswith(_COUNTS):
+        return 1
+    if n.endswith(_AMOUNTS):
+        return 9.99
+    if n.startswith(("is", "has", "can")) or n in ("active", "enabled", "verified", "paid"):
+        return True
+    if n.endswith(("at", "date", "time")):
+        return "2024-01-01T12:00:00Z"
+    return "text"
+
+
+def _normalized(key: str) -> str:
+    return key.lower().replace("_", "").replace("-", "")
+
+
 def _same_host(mocks: Iterable[Mock], host: str) -> Iterable[Mock]:
     return (m for m in mocks if m.host is not None and m.host.test(host, m.host.port or 0))
 
@@ -268,7 +346,7 @@ def _item_of(body: Any) -> Any:
     if isinstance(body, list):
         return body[0] if body and isinstance(body[0], dict) else None
     if isinstance(body, dict):
-        for key in _LIST_ENVELOPES:
+        for key in LIST_ENVELOPES:
             inner = body.get(key)
             if isinstance(inner, list) and inner and isinstance(inner[0], dict):
                 return inner[0]

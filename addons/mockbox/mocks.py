@@ -84,18 +84,21 @@ class MockServer:
     @command.command("mockbox.reload")
     def reload(self) -> None:
         """Reload changed mock files now."""
-        self.reload_files()
+        if self.library is not None:
+            self._reloaded(self.library.refresh())
 
     @command.command("mockbox.sequences.reset")
     def reset_sequences(self, mock: str = "") -> int:
         """Start `responses:` sequences over, for every mock or the one with this id or name."""
         return self.sequences.reset(mock)
 
-    def reload_files(self, changed: Collection[Path] = ()) -> ReloadReport | None:
-        """Reload now, `changed` (just written by the editor) in any case."""
-        if self.library is None:
+    async def reload_files(self, changed: Collection[Path] = ()) -> ReloadReport | None:
+        """Reload now, `changed` (just written by the editor) in any case. Files are read in a
+        thread; the reload listeners (cache and CDN purges) then run on the event loop."""
+        library = self.library
+        if library is None:
             return None
-        report = self.library.refresh(changed)
+        report = await asyncio.to_thread(library.refresh, changed)
         self._reloaded(report)
         return report
 

@@ -80,7 +80,7 @@ class EditorHandler(ApiHandler):
             return done
 
     async def _reload(self, path: Path) -> list[Problem]:
-        report = await asyncio.to_thread(self.admin.mocks.reload_files, [path])
+        report = await self.admin.mocks.reload_files([path])
         problems = report.problems if report is not None else []
         return [p for p in problems if p.file.resolve() == path]
 

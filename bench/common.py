@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import re
 import shutil
@@ -43,8 +44,10 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 @contextmanager
-def server(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iterator[None]:
-    """Run `cmd` until the block ends; it must listen on `port`."""
+def server(
+    cmd: list[str], port: int, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run `cmd` until the block ends (which gets the process); it must listen on `port`."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("MOCKBOX_")}
     clean.update(env or {})
     proc = subprocess.Popen(
@@ -53,7 +56,7 @@ def server(cmd: list[str], port: int, env: dict[str, str] | None = None) -> Iter
     try:
         wait_port(port, proc)
         time.sleep(0.5)  # let start-up work (mock loading, CA) settle
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -68,6 +71,13 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: float = 0.0  # CPU per request of the server (and watched processes)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 _UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -137,14 +147,18 @@ def median_result(results: list[Result]) -> Result:
         statistics.median(r.p50_ms for r in results),
         statistics.median(r.p99_ms for r in results),
         sum(r.errors for r in results),
+        statistics.median(r.cpu_us for r in results),
     )
 
 
 def print_table(rows: dict[str, Result], title: str) -> None:
     print(f"\n{title}")
-    print(f"{'row':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'row':<48} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11}")
     for name, r in rows.items():
-        print(f"{name:<48} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+        print(
+            f"{name:<48} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7} "
+            f"{r.cpu_us:>11.0f}"
+        )
 
 
 def bench_arguments(description: str) -> argparse.Namespace:
@@ -187,6 +201,13 @@ class Row:
     url: str  # what wrk asks for through it
     prepare: Callable[[int], None] | None = None  # run against the port before measuring
     lua: str | None = None  # a wrk script of its own (one that varies the requests)
+    watch: tuple[int, ...] = ()  # other processes whose CPU counts, such as a redis-server
+    env: dict[str, str] = dataclasses.field(default_factory=dict)  # MOCKBOX_* for the server
+
+
+# Rate limits off unless a row sets its own (bench/ratelimit_cost.py): wrk's one client, at
+# hundreds of requests a second, would meet the default limits.
+RATE_LIMITS_OFF = {"MOCKBOX_RATE_LIMIT_PUBLIC": "none", "MOCKBOX_RATE_LIMIT_AI": "none"}
 
 
 def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result]:
@@ -195,9 +216,11 @@ def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result
     for round_no in range(args.rounds):
         for name, row in rows.items():
             port = free_port()
-            with server(row.command(port), port):
+            with server(row.command(port), port, {**RATE_LIMITS_OFF, **row.env}) as proc:
                 if row.prepare is not None:
                     row.prepare(port)
+                pids = (proc.pid, *row.watch)
+                before = sum(cpu_seconds(pid) for pid in pids)
                 result = wrk(
                     row.url,
                     proxy_port=port,
@@ -205,6 +228,9 @@ def run_rows(rows: dict[str, Row], args: argparse.Namespace) -> dict[str, Result
                     connections=args.connections,
                     lua=row.lua,
                 )
+                used = sum(cpu_seconds(pid) for pid in pids) - before
+            served = max(1.0, result.rps * args.duration)
+            result = dataclasses.replace(result, cpu_us=used / served * 1e6)
             runs[name].append(result)
             print(f"round {round_no + 1}: {name}: {result.rps:.0f} req/s", file=sys.stderr)
     med = {name: median_result(r) for name, r in runs.items()}

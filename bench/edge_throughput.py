@@ -52,7 +52,10 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=16)
     args = ap.parse_args()
 
-    edge = LocalEdge.create(["iad", "fra", "sin"], HERE / "mocks")
+    # Throughput, not limits: wrk's one client would meet the default rate limit at once.
+    edge = LocalEdge.create(
+        ["iad", "fra", "sin"], HERE / "mocks", extra_config="rate_limit: {enabled: false}\n"
+    )
     edge.start()
     single = f"http://127.0.0.1:{edge.regions[0].port}"  # one region, straight, no CDN
     targets = {

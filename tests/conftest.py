@@ -51,6 +51,14 @@ def wait_until(check: Callable[[], bool], timeout: float = 20.0, what: str = "co
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+# Rate limits high enough that tests of other features never meet a 429 (the example box is
+# shared by a whole session); rate-limit tests set their own, or "" to let a config file decide.
+TEST_RATE_LIMITS = {
+    "MOCKBOX_RATE_LIMIT_AI": "10000/minute",
+    "MOCKBOX_RATE_LIMIT_PUBLIC": "10000/minute",
+}
+
+
 def clean_env(**overrides: str) -> dict[str, str]:
     """The test runner's environment without MOCKBOX_* or proxy variables, plus `overrides`."""
     env = {
@@ -59,6 +67,7 @@ def clean_env(**overrides: str) -> dict[str, str]:
         if not k.startswith("MOCKBOX_")
         and k.lower() not in ("http_proxy", "https_proxy", "all_proxy")
     }
+    env.update(TEST_RATE_LIMITS)
     env.update(overrides)
     return env
 
@@ -385,8 +394,9 @@ def redis_url(redis_server: RedisServer) -> str:
 # --- headless Chromium --------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
+    """Per module: while Playwright's sync API runs, its event loop blocks async tests."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 UNMATCHED_CHOICES = ("ai", "404", "upstream")
 UNMATCHED = "mockbox.unmatched"  # flow.metadata key: no mock matched and nothing answered yet
+MATCH = "mockbox.match"  # flow.metadata key: the flow's Match (or None), looked up once
 
 
 class MockServer:
@@ -136,6 +137,20 @@ class MockServer:
             )
         self.metrics.mocks_loaded.set(len(self.library.index))
 
+    def match(self, flow: http.HTTPFlow) -> Match | None:
+        """The mock that answers `flow`, looked up once per flow: the rate limiter asks first
+        (the mock decides the tier), then this addon serves it."""
+        if MATCH not in flow.metadata:
+            library = self.library
+            flow.metadata[MATCH] = library.index.match(request_view(flow)) if library else None
+        found: Match | None = flow.metadata[MATCH]
+        return found
+
+    @property
+    def unmatched_to_ai(self) -> bool:
+        """Whether a request no mock matches goes to AI synthesis (so: the `ai` rate-limit tier)."""
+        return self.unmatched == "ai"
+
     async def request(self, flow: http.HTTPFlow) -> None:
         library = self.library
         if flow.response or flow.error or not flow.live or library is None:
@@ -143,7 +158,7 @@ class MockServer:
         if flow.metadata.get(RECORDING):
             return  # recording: everything goes to the real upstream
         view = request_view(flow)
-        match = library.index.match(view)
+        match = self.match(flow)
         if match is not None:
             await self._serve(flow, view, match, library.engine)
         elif self.unmatched == "404":

@@ -11,10 +11,12 @@ from .cacheapi import cache_routes
 from .cdn import MockCdnHeaders
 from .cdnpurge import CdnPurge
 from .editor.routes import editor_routes
+from .limitsapi import limits_routes
 from .metrics import Metrics
 from .mocks import MockServer
 from .probe import Probe
 from .provenance import Provenance
+from .ratelimit import RateLimiter
 from .recorder import Recorder
 from .sequenceapi import sequence_routes
 from .settings import Settings
@@ -29,6 +31,7 @@ def build() -> list[Any]:
     metrics = Metrics()
     state = SharedState(settings)
     mocks = MockServer(settings, metrics)
+    ratelimit = RateLimiter(settings, metrics, mocks)
     synthesize = Synthesize(settings, metrics, mocks, state)
     cache = ResponseCache(settings, metrics, state, mocks)
     cdn_purge = CdnPurge(settings, metrics, mocks)
@@ -37,11 +40,13 @@ def build() -> list[Any]:
     admin.routes += ai_routes(admin, synthesize)
     admin.routes += sequence_routes(admin, mocks)
     admin.routes += editor_routes(admin, synthesize)
+    admin.routes += limits_routes(admin, ratelimit)
     return [
         settings,
         state,
         Probe(settings, mocks),  # health probes first: never limited, recorded or mocked
         Recorder(settings),  # before every answering addon: while recording, none may answer
+        ratelimit,  # before the answers it guards: a refused request goes no further
         mocks,
         cache,
         synthesize,

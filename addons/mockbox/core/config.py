@@ -22,6 +22,8 @@ ENVIRONMENT: dict[str, tuple[str, ...]] = {
     "FLY_REGION": ("region",),  # set by Fly.io in every machine; MOCKBOX_REGION wins
     "MOCKBOX_REGION": ("region",),
     "MOCKBOX_REDIS_URL": ("redis_url",),
+    "MOCKBOX_RATE_LIMIT_AI": ("rate_limit", "ai", "limit"),
+    "MOCKBOX_RATE_LIMIT_PUBLIC": ("rate_limit", "public", "limit"),
     "MOCKBOX_HOST": ("proxy", "host"),
     "MOCKBOX_PORT": ("proxy", "port"),
     "MOCKBOX_MODE": ("proxy", "mode"),

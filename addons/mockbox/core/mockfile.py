@@ -19,6 +19,7 @@ from .matchers import BodyMatcher, MatcherError, ValueMatcher
 from .model import ANY_METHOD, Delay, Fault, HostPattern, Mock, ResponseSpec
 from .operation import OperationSchema, OperationSchemaError
 from .pathtemplate import PathTemplate, PathTemplateError
+from .ratelimit import LimitRule, RateLimitConfigError, parse_rule
 from .render import encode_body
 from .templating import TemplateEngine, TemplateError
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
@@ -252,6 +253,7 @@ class _MockBuilder:
         else:
             sequence = [self._response(self.raw["response"], ("response",))]
         openapi = self._openapi(self.raw["openapi"]) if "openapi" in self.raw else None
+        rate_limit = self._rate_limit()
         if self.problems or any(r is None for r in sequence):
             return None
         responses = tuple(r for r in sequence if r is not None)
@@ -272,6 +274,7 @@ class _MockBuilder:
             raw=self.raw,
             sequence=responses if "responses" in self.raw else (),
             openapi=openapi,
+            rate_limit=rate_limit,
         )
 
     def _openapi(self, raw: dict[str, Any]) -> OperationSchema | None:
@@ -279,6 +282,15 @@ class _MockBuilder:
             return OperationSchema.from_raw(raw)
         except OperationSchemaError as e:
             self.problem(("openapi", e.key), str(e))
+            return None
+
+    def _rate_limit(self) -> LimitRule | None:
+        if "rate_limit" not in self.raw:
+            return None
+        try:
+            return parse_rule(self.raw["rate_limit"], "rate_limit")
+        except RateLimitConfigError as e:
+            self.problem(("rate_limit",), str(e))
             return None
 
     def _value_matchers(

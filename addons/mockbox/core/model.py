@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .matchers import BodyMatcher, ValueMatcher
 from .operation import OperationSchema
 from .pathtemplate import PathTemplate
 from .templating import Compiled
+
+if TYPE_CHECKING:
+    from .ratelimit import LimitRule
 
 ANY_METHOD = "*"
 
@@ -93,6 +96,7 @@ class Mock:
     # `responses:` — call 1 gets sequence[0], ..., then the last repeats; empty for `response:`.
     sequence: tuple[ResponseSpec, ...] = ()
     openapi: OperationSchema | None = None  # the OpenAPI operation the mock came from
+    rate_limit: LimitRule | None = None  # the mock's own `rate_limit:`
 
     @property
     def matcher_count(self) -> int:

@@ -435,3 +435,20 @@ def test_ai_budget_429_and_llm_improvement(
     assert again.status_code == 429 and len(llm_server.calls) == 2
     usage = admin("GET", "/api/ai/usage").json()
     assert usage["total"]["tokens_in"] == 240
+
+
+def test_ai_buttons_count_in_the_ai_rate_limit_tier(
+    mockbox: MockBoxFactory, tmp_path: Path
+) -> None:
+    box, _ = start(mockbox, tmp_path, env={"MOCKBOX_RATE_LIMIT_AI": "2/minute"})
+    admin = Admin(box)
+    ask = {"method": "GET", "url": "http://api.shop.test/users/42"}
+    assert [admin("POST", "/api/ai/generate", json=ask).status_code for _ in range(2)] == [200, 200]
+    limited = admin("POST", "/api/ai/generate", json=ask)
+    assert limited.status_code == 429
+    data = limited.json()
+    assert data["error"] == "AI_RATE_LIMIT_EXCEEDED" and 0 < data["retry_after"] <= 60
+    assert limited.headers["Retry-After"] == str(data["retry_after"])
+    assert 'mockbox_rate_limited_total{tier="ai"} 1.0' in box.metrics()
+    # Mocks through the proxy are in the public tier: untouched.
+    assert box.get("http://api.shop.test/users").status_code == 200

@@ -17,6 +17,7 @@ from mitmproxy.addonmanager import Loader
 
 from .core.quota import Quota
 from .core.ratelimit import TIERS, RateLimitConfigError, RateLimitPolicy, describe
+from .core.request import Headers
 from .flows import BACKGROUND, RECORDING, answer_json, request_view
 from .limiter import RETRY_INTERVAL, Limiter, RateLimitMetrics, StorageUnavailable
 from .metrics import Metrics
@@ -151,6 +152,28 @@ class RateLimiter:
         flow.metadata[QUOTA] = quota
         if not quota.allowed:
             self._refuse(flow, quota, client.identity, shared=limiter.down_since is None)
+
+    async def check_tier(self, tier: str, address: str, headers: Headers) -> dict[str, Any] | None:
+        """Count a call that is not a proxied request (the editor's AI buttons) in `tier`; the
+        429 body when the client is over the limit, else None. Same identity rules as requests."""
+        policy, limiter = self.policy, self.limiter
+        if not (policy and policy.enabled) or limiter is None:
+            return None
+        chosen = policy.tier_policy(tier)
+        client = policy.identifier.identify(address, headers)
+        if chosen is None or policy.exempt.covers(client):
+            return None
+        try:
+            states = await limiter.hit(chosen, client.identity)
+        except StorageUnavailable:
+            return None  # an outage must not lock people out of the editor
+        if not states:
+            return None
+        quota = Quota.of(chosen, states, time.time())
+        if quota.allowed:
+            return None
+        self.metrics.limited.labels(tier).inc()
+        return quota.refusal()
 
     def _refuse(self, flow: http.HTTPFlow, quota: Quota, identity: str, shared: bool) -> None:
         answer_json(flow, 429, quota.refusal(), "ratelimit")

@@ -39,7 +39,7 @@ def build() -> list[Any]:
     admin.routes += cache_routes(admin, cache)
     admin.routes += ai_routes(admin, synthesize)
     admin.routes += sequence_routes(admin, mocks)
-    admin.routes += editor_routes(admin, synthesize)
+    admin.routes += editor_routes(admin, synthesize, ratelimit)
     admin.routes += limits_routes(admin, ratelimit)
     return [
         settings,

@@ -22,6 +22,9 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -72,7 +75,7 @@ class LocalEdge:
     edge_port: int
     redis_port: int
     mockbox: Path = field(default_factory=lambda: Path(sys.executable).parent / "mockbox")
-    extra_config: str = ""
+    extra_config: dict[str, Any] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @classmethod
@@ -82,12 +85,17 @@ class LocalEdge:
         mocks: Path,
         workdir: Path | None = None,
         edge_port: int | None = None,
-        extra_config: str = "",
+        extra_config: dict[str, Any] | None = None,
     ) -> LocalEdge:
         regions = [Region(n, free_port(), free_port()) for n in names]
         work = workdir or Path(tempfile.mkdtemp(prefix="mockbox-edge-"))
         return cls(
-            regions, work, mocks, edge_port or free_port(), free_port(), extra_config=extra_config
+            regions,
+            work,
+            mocks,
+            edge_port or free_port(),
+            free_port(),
+            extra_config=extra_config or {},
         )
 
     @property
@@ -122,13 +130,16 @@ class LocalEdge:
         self._start_varnish()
 
     def config(self) -> str:
-        """The configuration every region shares: the edge is a trusted proxy."""
-        return (
-            f"redis_url: {self.redis_url}\n"
-            'unmatched: "404"\n'
-            f"cdn:\n  varnish: [{self.url}]\n"
-            f"{self.extra_config}"
-        )
+        """The configuration every region shares: one Redis, the edge (127.0.0.1) trusted to
+        say who the client is, the edge purged when mocks change; then `extra_config`."""
+        config: dict[str, Any] = {
+            "redis_url": self.redis_url,
+            "unmatched": "404",
+            "rate_limit": {"identity": {"trusted_proxies": ["127.0.0.1/32"]}},
+            "cdn": {"varnish": [self.url]},
+        }
+        _merge(config, self.extra_config)
+        return yaml.safe_dump(config, sort_keys=False)
 
     def start_region(self, region: Region) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MOCKBOX_")}
@@ -241,6 +252,14 @@ include "mockbox-edge.vcl";
                     proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value
 
 
 def main() -> None:

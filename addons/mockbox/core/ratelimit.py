@@ -263,6 +263,10 @@ class RateLimitPolicy:
                 return self._policy(tier, override.rule, override.scope)
         return self._policy(tier, LimitRule(), tier)
 
+    def tier_policy(self, tier: str) -> Policy | None:
+        """A tier's own policy, for calls that are not proxied requests (the editor's AI)."""
+        return self._policy(tier, LimitRule(), tier)
+
     def _policy(self, tier: str, rule: LimitRule, scope: str) -> Policy | None:
         key = (tier, rule, scope if rule.own_counter else "")
         if key not in self._policies:

@@ -17,6 +17,8 @@ from ..core.improve import siblings_of
 from ..core.mockedit import dump_mock
 from ..core.mockstore import Invalid
 from ..core.mockwriter import host_file_name, mock_from_answer
+from ..core.request import Headers
+from ..ratelimit import RateLimiter
 from ..synthesize import GENERATED_FOLDER, Synthesize
 from .base import BadRequest, EditorHandler, Unavailable, text_field
 from .mocks_api import mock_text
@@ -24,10 +26,13 @@ from .mocks_api import mock_text
 
 class AIHandler(EditorHandler):
     synthesize: Synthesize
+    ratelimit: RateLimiter
 
-    def initialize(self, admin: AdminServer, synthesize: Synthesize) -> None:  # type: ignore[override]
+    def initialize(  # type: ignore[override]
+        self, admin: AdminServer, synthesize: Synthesize, ratelimit: RateLimiter
+    ) -> None:
         super().initialize(admin)
-        self.synthesize = synthesize
+        self.synthesize, self.ratelimit = synthesize, ratelimit
 
     @property
     def synth(self) -> Synthesizer:
@@ -42,9 +47,12 @@ class AIHandler(EditorHandler):
         return self.request.remote_ip or "anonymous"
 
     async def refused(self) -> bool:
-        """Answer 429 when the AI budget is spent. (The place for the `ai` rate-limit tier's
-        check too, once that exists: the page already shows any 429's message.)"""
-        refusal = await self.synthesize.refusal(self.client)
+        """Answer 429 when the client is over the `ai` rate-limit tier or its AI budget is
+        spent: the editor's AI buttons cost what the proxy's AI path costs."""
+        headers = Headers(self.request.headers.get_all())
+        refusal = await self.ratelimit.check_tier("ai", self.client, headers)
+        if refusal is None:
+            refusal = await self.synthesize.refusal(self.client)
         if refusal is None:
             return False
         self.set_header("Retry-After", str(refusal["retry_after"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..admin import AdminServer, Route
+from ..ratelimit import RateLimiter
 from ..synthesize import Synthesize
 from .ai_api import GenerateHandler, ImproveHandler
 from .mocks_api import MockHandler, MocksHandler, ValidateHandler
@@ -10,9 +11,11 @@ from .pages import STATIC, AssetHandler, PageHandler
 from .traffic_api import DraftHandler, ExchangeHandler, TrafficHandler
 
 
-def editor_routes(admin: AdminServer, synthesize: Synthesize) -> list[Route]:
+def editor_routes(
+    admin: AdminServer, synthesize: Synthesize, ratelimit: RateLimiter
+) -> list[Route]:
     a = {"admin": admin}
-    ai = {"admin": admin, "synthesize": synthesize}
+    ai = {"admin": admin, "synthesize": synthesize, "ratelimit": ratelimit}
     return [
         (r"/", PageHandler, {}),
         (r"/assets/(.*)", AssetHandler, {"path": str(STATIC)}),

@@ -64,7 +64,7 @@ def test_admin_refuses_to_listen_beyond_loopback_without_a_token() -> None:
 
 
 def test_admin_beyond_loopback_with_token(mockbox: MockBoxFactory) -> None:
-    env = clean_env(MOCKBOX_ADMIN_TOKEN="s3cret")
+    env = clean_env(MOCKBOX_ADMIN_TOKEN="s3cret-long-enough-token")
     box = mockbox(REPO / "mocks", "--admin-host", "0.0.0.0", env=env)
     assert requests.get(f"{box.admin}/healthz", timeout=5).json()["status"] == "ok"
 

@@ -25,6 +25,7 @@ from mitmproxy.addons import (
 
 from . import __version__, stack
 from .admin import AdminServer
+from .apiguard import is_loopback as _is_loopback
 from .mocks import MockServer
 
 
@@ -64,6 +65,11 @@ class Banner:
             f"MockBox {__version__}: {count} mocks from {folder} (unmatched: {mocks.unmatched})",
             f"  proxy  {proxy_url}  ({mode} mode)",
         ]
+        if not _is_loopback(host):
+            lines.append(
+                f"  note   the proxy listens on {host or 'all interfaces'}: anyone who reaches "
+                "this port can use it, its upstreams and its AI budget (SECURITY.md)"
+            )
         if admin.bound:
             admin_url = f"http://{admin.bound[0]}:{admin.bound[1]}"
             lines.append(f"  admin  {admin_url}  (the editor; /healthz, /metrics)")

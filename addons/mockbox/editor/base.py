@@ -8,8 +8,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import tornado.web
-
 from ..admin import ApiHandler
 from ..core.library import MockLibrary
 from ..core.mockfile import Problem
@@ -88,16 +86,8 @@ class EditorHandler(ApiHandler):
         error = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(error, StoreError):
             self.write_json(error.to_json(), error.status)
-        elif isinstance(error, tornado.web.HTTPError):
-            self.write_json(
-                {"error": "HTTP_ERROR", "message": error.log_message or error.reason or ""},
-                status_code,
-            )
         else:
-            self.write_json(
-                {"error": "INTERNAL_ERROR", "message": "the admin server failed; see its log"},
-                500,
-            )
+            super().write_error(status_code, **kwargs)
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if not isinstance(value, StoreError):  # a refused request is not a server error

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import tornado.web
 
+from ..apiguard import security_headers
+
 STATIC = Path(str(resources.files("mockbox.editor").joinpath("static")))
 # The page loads only its own script and styles; CodeMirror injects <style> elements.
 CSP = (
@@ -16,15 +18,9 @@ CSP = (
 )
 
 
-def _harden(handler: tornado.web.RequestHandler) -> None:
-    handler.set_header("X-Content-Type-Options", "nosniff")
-    handler.set_header("Referrer-Policy", "no-referrer")
-    handler.set_header("X-Frame-Options", "DENY")
-
-
 class PageHandler(tornado.web.RequestHandler):
     def get(self) -> None:
-        _harden(self)
+        security_headers(self)
         self.set_header("Content-Security-Policy", CSP)
         self.set_header("Content-Type", "text/html; charset=utf-8")
         self.set_header("Cache-Control", "no-cache")
@@ -33,5 +29,5 @@ class PageHandler(tornado.web.RequestHandler):
 
 class AssetHandler(tornado.web.StaticFileHandler):
     def set_extra_headers(self, path: str) -> None:
-        _harden(self)
+        security_headers(self)
         self.set_header("Cache-Control", "no-cache")

@@ -130,7 +130,7 @@ def _import_parsers(sub: Any) -> None:
 def _proxy_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mocks", metavar="DIR", help="folder of mock files (default ./mocks)")
     p.add_argument("--port", type=int, metavar="N", help="proxy port (default 8080)")
-    p.add_argument("--host", metavar="ADDR", help="proxy address (default: 127.0.0.1; 0.0.0.0 for all interfaces)")
+    p.add_argument("--host", metavar="ADDR", help="proxy address (default 127.0.0.1; 0.0.0.0: all)")
     p.add_argument("--admin-port", type=int, metavar="M", help="admin port (default 8081; 0: off)")
     p.add_argument("--admin-host", metavar="HOST", help="admin address (default 127.0.0.1)")
     p.add_argument("--config", type=Path, metavar="FILE", help="configuration file (YAML)")

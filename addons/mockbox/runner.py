@@ -15,6 +15,7 @@ from typing import Any
 
 from mitmproxy import ctx, exceptions, hooks, master, options
 from mitmproxy.addons import (
+    block,
     core,
     errorcheck,
     next_layer,
@@ -35,6 +36,7 @@ class LeanMaster(master.Master):
         self.addons.add(
             termlog.TermLog(),
             core.Core(),
+            block.Block(),  # mitmproxy's guard: clients from public addresses are refused
             proxyserver.Proxyserver(),
             next_layer.NextLayer(),
             tlsconfig.TlsConfig(),

@@ -175,7 +175,7 @@ class MockBoxFactory:
         return box
 
     @staticmethod
-    def wait_ready(box: MockBox, timeout: float = 30.0) -> None:
+    def wait_ready(box: MockBox, timeout: float = 90.0) -> None:
         def ready() -> bool:
             if box.proc.poll() is not None:
                 raise RuntimeError(f"MockBox exited with {box.proc.returncode}:\n{box.log()}")

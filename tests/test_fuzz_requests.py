@@ -306,6 +306,19 @@ def test_targets(fuzz: Fuzzer) -> None:
         one_oh = request(version=version, headers=[])
         assert assert_mockbox_json(fuzz.send(one_oh), 200) == {"ok": True}
     assert_refused_by_mitmproxy(fuzz.send(request(version=b"HTTP/x")))
+    for bad in (
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",  # an HTTP/2 preface on an HTTP/1 port
+        b"CONNECT not a host HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"CONNECT canary.test:99999 HTTP/1.1\r\n\r\n",
+        request(target=b"http://user:pw@canary.test/ping"),
+        request(target=b"http://canary.test:99999/ping"),
+        request(target=b"http://[::1/ping"),
+        request(target=b"http:///ping"),
+        request(target=b"ftp://canary.test/ping"),
+    ):
+        assert_refused_by_mitmproxy(fuzz.send(bad))
+    bare_lf = b"GET http://canary.test/ping HTTP/1.1\nHost: canary.test\nConnection: close\n\n"
+    assert assert_mockbox_json(fuzz.send(bare_lf), 200) == {"ok": True}
 
 
 # --- headers ---------------------------------------------------------------------------------
@@ -319,6 +332,14 @@ def test_headers(fuzz: Fuzzer) -> None:
     for bad_name in (b"Bad Header", b"Bad\x01", b"B\xffd", b"(x)", b""):
         headers = [(b"Host", b"canary.test"), (bad_name, b"x")]
         assert_refused_by_mitmproxy(fuzz.send(request(headers=headers)))
+    for odd in (
+        [(b"Expect", b"100-continue")],
+        [(b"Upgrade", b"websocket"), (b"Connection", b"Upgrade")],
+        [(b"X-Folded", b"a\r\n folded")],  # obsolete line folding
+        [(b"Content-Encoding", b"gzip"), (b"Content-Length", b"4")],  # and the body is not
+    ):
+        data = request(headers=[(b"Host", b"canary.test"), *odd])
+        assert assert_mockbox_json(fuzz.send(data + b"abcd"), 200) == {"ok": True}
     # Non-UTF-8 header values reach templates as replacement characters, never a crash.
     hostile = [(b"Host", b"api.fuzz.test"), (b"X-H", b"\xff\xfe{{ 7*7 }}")]
     reply = fuzz.send(request(target=b"http://api.fuzz.test/echo/1", headers=hostile))

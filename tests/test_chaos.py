@@ -483,7 +483,8 @@ def test_recording_survives_a_failing_upstream_and_sigkill(
     for n in range(14):  # the recorder writes as it goes: no stop needed to see them
         call(n)
     wait_until(lambda: folder.is_dir() and len(recorded_paths(folder)) >= 8, TIMEOUT, "flushes")
-    assert recorded_paths(folder) == {p for _, p in answered}
+    phase_one = {p for _, p in answered}
+    assert recorded_paths(folder) == phase_one
 
     counter = iter(range(14, 10_000))
     stop = threading.Event()
@@ -495,7 +496,7 @@ def test_recording_survives_a_failing_upstream_and_sigkill(
     threads = [threading.Thread(target=load) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    time.sleep(2.0)
     box.proc.send_signal(signal.SIGKILL)
     killed = time.monotonic()
     box.proc.wait(TIMEOUT)
@@ -512,5 +513,5 @@ def test_recording_survives_a_failing_upstream_and_sigkill(
     kept = recorded_paths(folder)
     # Everything answered a flush interval (0.5 s, here with a margin) before the kill is kept.
     settled = {p for when, p in answered if when < killed - 1.0}
-    assert len(settled) > 14 and settled <= kept, settled - kept
+    assert settled > phase_one and settled <= kept, settled - kept
     assert kept <= {p for _, p in answered}  # and nothing that was not answered

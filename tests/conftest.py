@@ -368,6 +368,14 @@ class RedisServer:
             self.proc.wait(timeout=10)
         self.proc = None
 
+    def kill(self) -> None:
+        """Die as a crash would (SIGKILL: no shutdown, no goodbye to clients); `start()` brings
+        it back, empty, on the same port."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
     def client(self) -> Any:
         import redis
 
@@ -440,7 +448,9 @@ def write_mocks(folder: Path, name: str, text: str) -> Path:
 class LLMServer:
     """Answers POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic) for the
     real SDKs. Each call takes the next scripted step (the last one repeats):
-    {"answer": obj} | {"raw": text} | {"status": 500} | {"delay": seconds, ...}."""
+    {"answer": obj} | {"raw": text} | {"status": 500} | {"delay": seconds, ...}
+    | {"http_body": bytes} (a 200 whose body is not the API's JSON)
+    | {"truncate": True} (announces a body, sends half of it and closes)."""
 
     server: ThreadingHTTPServer
     script: list[dict[str, Any]] = field(default_factory=lambda: [{"answer": {}}])
@@ -476,6 +486,10 @@ def _llm_handler(ref: list[LLMServer]) -> type[BaseHTTPRequestHandler]:
                 time.sleep(step["delay"])
             if step.get("status"):
                 self._send(step["status"], {"error": {"type": "server_error", "message": "boom"}})
+                return
+            if "http_body" in step or step.get("truncate"):
+                cut = b'{"id": "chatcmpl-cut", "object": "chat.completion", "choices": ['
+                self._send_broken(step.get("http_body", cut), bool(step.get("truncate")))
                 return
             answer = step.get("answer")
             text = step["raw"] if "raw" in step else json.dumps(answer)
@@ -526,6 +540,16 @@ def _llm_handler(ref: list[LLMServer]) -> type[BaseHTTPRequestHandler]:
                         "usage": {"input_tokens": tin, "output_tokens": tout},
                     },
                 )
+
+        def _send_broken(self, body: bytes, truncated: bool) -> None:
+            """A 200 with a body the SDK cannot use: not JSON, or cut off mid-way (twice the
+            length sent is announced, then the connection closes)."""
+            self.close_connection = True
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) * (2 if truncated else 1)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

@@ -88,8 +88,10 @@ def make_headers(fields: Iterable[tuple[str, str]]) -> http.Headers:
 
 
 def answer_json(flow: http.HTTPFlow, status: int, payload: dict[str, Any], source: str) -> None:
-    """An error or notice from MockBox itself, always as JSON."""
-    body = json.dumps(payload, ensure_ascii=False, indent=2).encode()
+    """An error or notice from MockBox itself, always as JSON. Request text decoded with
+    surrogateescape (non-UTF-8 bytes in a method or target) becomes JSON escapes (`\\udcff`)
+    instead of failing to encode."""
+    body = json.dumps(payload, ensure_ascii=False, indent=2).encode("utf-8", "backslashreplace")
     answer(flow, Rendered(status, [("Content-Type", "application/json")], body), source)
 
 

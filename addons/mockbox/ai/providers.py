@@ -6,6 +6,7 @@ are set here, short and bounded: the SDKs' defaults (minutes, several retries) w
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -24,13 +25,15 @@ PROVIDERS = ("offline", "openai", "anthropic", "openai-compatible")
 
 
 def sdk_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
-    """(timeouts, all provider errors): "the provider failed", not "the answer was bad"."""
+    """(timeouts, all provider errors): "the provider failed", not "the answer was bad".
+    A 200 whose body is not JSON (say, a gateway's HTML page) fails inside the SDK with a
+    JSONDecodeError, not an SDK error: the provider failed all the same."""
     import anthropic
     import openai
 
     return (
         (openai.APITimeoutError, anthropic.APITimeoutError),
-        (openai.OpenAIError, anthropic.AnthropicError),
+        (openai.OpenAIError, anthropic.AnthropicError, json.JSONDecodeError),
     )
 
 

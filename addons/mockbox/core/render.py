@@ -20,12 +20,15 @@ class Rendered:
 
 
 def encode_body(value: Any) -> bytes:
-    """Text is sent as UTF-8; anything else (mapping, list, number...) as JSON."""
+    """Text is sent as UTF-8; anything else (mapping, list, number...) as JSON. Lone
+    surrogates from the request (non-UTF-8 bytes decoded with surrogateescape, or `\\ud800`
+    in a JSON body) cannot be UTF-8: text gets "?", JSON a `\\udcff` escape."""
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
-        return value.encode("utf-8")
-    return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+        return value.encode("utf-8", "replace")
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text.encode("utf-8", "backslashreplace")
 
 
 def render(

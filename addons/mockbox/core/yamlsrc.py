@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +45,8 @@ class _UniqueKeyLoader(_BaseLoader):  # type: ignore[valid-type,misc]
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if not isinstance(key, Hashable):  # `? [a, b]`: PyYAML would raise TypeError
+                raise YamlSyntaxError("mapping keys must be scalars", key_node.start_mark.line + 1)
             if key in seen:
                 raise YamlSyntaxError(f"duplicate key {key!r}", key_node.start_mark.line + 1)
             seen.add(key)

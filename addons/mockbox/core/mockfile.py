@@ -360,7 +360,13 @@ class _MockBuilder:
         )
 
     def _body_file(self, name: str, where: DocPath) -> bytes | None:
-        target = (self.path.parent / name).resolve()
+        try:
+            target = (self.path.parent / name).resolve()
+        except (OSError, ValueError, RuntimeError) as e:
+            # A NUL in the name (ValueError) or a symlink loop (RuntimeError on Python 3.12)
+            # is the file's problem to report, not an exception out of the loader.
+            self.problem(where, f"body_file {name!r} cannot be resolved: {e}")
+            return None
         if not target.is_relative_to(self.root.resolve()):
             self.problem(where, f"body_file {name!r} resolves outside the mocks folder; refused")
             return None

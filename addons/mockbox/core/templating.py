@@ -19,10 +19,10 @@ from faker import Faker
 from jinja2 import meta, nodes
 from jinja2.parser import Parser
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
 from jinja2.utils import concat, consume
 
 from .request import NOT_JSON, RequestView
+from .sandbox import BoundedSandbox, bounded_chunks, render_budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 VARIABLES = frozenset({"path", "query", "headers", "body", "request", "fake", "now"})
@@ -68,7 +68,7 @@ class Compiled:
 
 class TemplateEngine:
     def __init__(self, faker_locale: str = "en_US") -> None:
-        self.env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+        self.env = BoundedSandbox(autoescape=False, keep_trailing_newline=True)
         self.faker_locale = faker_locale
         self._anchor = self.env.from_string("")
 
@@ -122,7 +122,7 @@ class TemplateEngine:
         if not parser.stream.eos:
             raise jinja2.TemplateSyntaxError("chunk after expression", 1, None, None)
         body: list[nodes.Node] = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
-        return self.env.from_string(nodes.Template(body, lineno=1))
+        return self.env.from_string(self.env.guard(nodes.Template(body, lineno=1)))
 
     def context(
         self, needs: frozenset[str], request: RequestView, params: Mapping[str, str]
@@ -164,7 +164,8 @@ class TemplateEngine:
 def _typed(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> Any:
         try:
-            consume(template.root_render_func(ctx))
+            with render_budget():
+                consume(bounded_chunks(template.root_render_func(ctx)))
             value = ctx.vars.pop("result", None)
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
@@ -176,7 +177,8 @@ def _typed(template: jinja2.Template) -> Renderer:
 def _text(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> str:
         try:
-            return concat(template.root_render_func(ctx))
+            with render_budget():
+                return concat(bounded_chunks(template.root_render_func(ctx)))
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
 

@@ -303,10 +303,15 @@ def _scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
 
 
 def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
+    """`value` with every secret replaced, in mapping keys too: an upstream may echo a token
+    as a JSON key ({"<token>": {...}}) or in a header name."""
     if isinstance(value, str):
         return _scrub(value, secrets, placeholder)
     if isinstance(value, dict):
-        return {k: _scrub_tree(v, secrets, placeholder) for k, v in value.items()}
+        return {
+            _scrub_tree(k, secrets, placeholder): _scrub_tree(v, secrets, placeholder)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_scrub_tree(v, secrets, placeholder) for v in value]
     return value

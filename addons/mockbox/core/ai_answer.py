@@ -49,7 +49,8 @@ FORBIDDEN_HEADERS = frozenset(
         "host",
     }
 )
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_HEADER_VALUE = 4096
 
 
@@ -133,7 +134,8 @@ def check_answer(
 
 
 def _header_problem(name: str, value: Any) -> str | None:
-    if not _TOKEN.match(name):
+    # fullmatch: with match, `$` also matched before a trailing "\n", so "X-A\n" passed.
+    if not _TOKEN.fullmatch(name):
         return f"header name {name[:40]!r} is not a valid HTTP token"
     if name.lower() in FORBIDDEN_HEADERS:
         return f"header {name!r} is managed by the proxy and must not be set"
@@ -142,6 +144,8 @@ def _header_problem(name: str, value: Any) -> str | None:
     text = str(value)
     if any(c in text for c in "\r\n\0"):
         return f"header {name!r} must not contain line breaks"
+    if _CONTROL.search(text):  # RFC 9110 field values: no control characters but tab
+        return f"header {name!r} must not contain control characters"
     if len(text) > MAX_HEADER_VALUE:
         return f"header {name!r} is longer than {MAX_HEADER_VALUE} characters"
     return None

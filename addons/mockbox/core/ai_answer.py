@@ -52,6 +52,7 @@ FORBIDDEN_HEADERS = frozenset(
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_HEADER_VALUE = 4096
+MAX_BODY_DEPTH = 100  # far beyond any real API's JSON; deeper would overflow the checkers
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,8 @@ def parse_answer(raw: Any) -> Any:
         return json.loads(text)
     except ValueError as e:
         raise ValueError(f"the answer is not JSON: {e}") from e
+    except RecursionError as e:  # "[[[[..." from a model: the documented error, not a crash
+        raise ValueError("the answer is not JSON: nested too deeply") from e
 
 
 def check_answer(
@@ -117,6 +120,9 @@ def check_answer(
     if "body" not in data:
         errors.append("body is missing")
     body = data.get("body")
+    if _depth(body) > MAX_BODY_DEPTH:
+        errors.append(f"body nests deeper than {MAX_BODY_DEPTH} levels")
+        body = None  # serializing or schema-checking it would raise RecursionError
     size = len(json.dumps(body, ensure_ascii=False).encode()) if body is not None else 0
     if size > max_body_bytes:
         errors.append(f"body is {size} bytes, more than the {max_body_bytes} allowed")
@@ -131,6 +137,20 @@ def check_answer(
     if errors:
         return Checked(None, errors)
     return Checked(AIAnswer(int(status), clean_headers, body, explanation))  # type: ignore[arg-type]
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (iterative: a deep value must not recurse)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_BODY_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _header_problem(name: str, value: Any) -> str | None:

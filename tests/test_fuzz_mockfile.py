@@ -218,7 +218,8 @@ HOSTILE: dict[str, str | bytes] = {
     "    response: {status: 200}\n",
     "body_file escaping with ..": "mocks:\n  - request: {path: /e}\n"
     "    response: {body_file: ../../../../etc/passwd}\n",
-    "body_file absolute": "mocks:\n  - request: {path: /e}\n    response: {body_file: /etc/passwd}\n",
+    "body_file absolute": "mocks:\n  - request: {path: /e}\n"
+    "    response: {body_file: /etc/passwd}\n",
     "body_file with NUL": 'mocks:\n  - request: {path: /n}\n    response: {body_file: "a\\0b"}\n',
     "body_file a folder": "mocks:\n  - request: {path: /f}\n    response: {body_file: .}\n",
     "non-UTF-8": b"mocks:\n  - request: {path: /\xff\xfe}\n    response: {status: 200}\n",
@@ -245,8 +246,10 @@ BIG: dict[str, str] = {
     + "".join(f"        k{i}: {i}\n" for i in range(5_000)),
     "sandbox escape": "mocks:\n  - request: {path: /s}\n"
     "    response: {body: \"{{ ''.__class__.__mro__[1].__subclasses__() }}\"}\n",
-    "constant power": "mocks:\n  - request: {path: /p}\n    response: {body: 'x{{ 10**10**10 }}'}\n",
-    "anchors within bounds": "mocks:\n  - request: {path: /a}\n    response: &r {headers: {X-A: a}}\n"
+    "constant power": "mocks:\n  - request: {path: /p}\n"
+    "    response: {body: 'x{{ 10**10**10 }}'}\n",
+    "anchors within bounds": "mocks:\n  - request: {path: /a}\n"
+    "    response: &r {headers: {X-A: a}}\n"
     + "".join(f"  - request: {{path: /a{i}}}\n    response: *r\n" for i in range(50)),
 }
 

@@ -113,6 +113,8 @@ class TemplateEngine:
             return Compiled(_text(self.env.from_string(text)), needs, False)
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(f"template syntax error: {e.message} in {text!r}") from e
+        except RecursionError as e:  # Jinja's parser and compiler recurse once per nesting level
+            raise TemplateError(f"template nests too deeply: {text[:80]!r}...") from e
 
     def _expression(self, source: str) -> jinja2.Template:
         """`{% set result = <source> %}` as a template, the way Jinja's compile_expression

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from itertools import chain
 from typing import Any
 
 from jinja2 import nodes
@@ -240,14 +241,17 @@ class BoundedSandbox(SandboxedEnvironment):
 
     def guard(self, tree: nodes.Template) -> nodes.Template:
         """Route every loop's iterable through the deadline check and every `~` through the
-        size check (Jinja offers no hook for either)."""
-        for loop in tree.find_all(nodes.For):
-            loop.iter = nodes.Filter(loop.iter, _LOOP_FILTER, [], [], None, None).set_lineno(
-                loop.lineno
-            )
-        for concat in list(tree.find_all(nodes.Concat)):
-            guarded = nodes.Filter(nodes.List(concat.nodes), _CONCAT_FILTER, [], [], None, None)
-            _replace(tree, concat, guarded.set_lineno(concat.lineno))
+        size check (Jinja offers no hook for either). One pass; a node is changed before its
+        children are visited, so nested loops and concatenations are guarded too."""
+        for node in chain([tree], tree.find_all(nodes.Node)):  # lazy: edits are seen below
+            if isinstance(node, nodes.For):
+                node.iter = _filtered(node.iter, _LOOP_FILTER)
+            for name in node.fields:
+                value = getattr(node, name, None)
+                if isinstance(value, nodes.Concat):
+                    setattr(node, name, _guarded_concat(value))
+                elif isinstance(value, list) and any(isinstance(v, nodes.Concat) for v in value):
+                    setattr(node, name, [_guarded_concat(v) for v in value])
         return tree
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -302,14 +306,13 @@ def _check_bits(bits: int) -> None:
         raise TemplateLimitError(f"an integer of about {bits} bits, more than {MAX_INT_BITS}")
 
 
-def _replace(tree: nodes.Node, old: nodes.Node, new: nodes.Node) -> None:
-    """Put `new` where `old` hangs in `tree` (Jinja nodes keep children in named fields)."""
-    for parent in (tree, *tree.find_all(nodes.Node)):
-        for field in parent.fields:
-            value = getattr(parent, field, None)
-            if value is old:
-                setattr(parent, field, new)
-                return
-            if isinstance(value, list) and any(v is old for v in value):
-                setattr(parent, field, [new if v is old else v for v in value])
-                return
+def _filtered(node: nodes.Node, name: str) -> nodes.Filter:
+    guarded = nodes.Filter(node, name, [], [], None, None, lineno=node.lineno or 1)
+    guarded.set_lineno(node.lineno or 1)  # fills in the new nodes' lines, keeps the others
+    return guarded
+
+
+def _guarded_concat(node: nodes.Node) -> nodes.Node:
+    if isinstance(node, nodes.Concat):
+        return _filtered(nodes.List(node.nodes, lineno=node.lineno), _CONCAT_FILTER)
+    return node

@@ -230,6 +230,23 @@ HOSTILE: dict[str, str | bytes] = {
     "non-string keys": "mocks:\n  - {1: 2, [a]: b, request: {path: /a}, response: {}}\n",
     "complex key": "? [a, b]\n: c\nmocks: []\n",
     "template syntax error": "mocks:\n  - request: {path: /t}\n    response: {body: '{{ x'}\n",
+    "regex nested too deeply": "mocks:\n  - request: {path: /r, query: {q: {regex: '"
+    + "(" * 5000
+    + ")" * 5000
+    + "'}}}\n    response: {status: 200}\n",
+    "template nested too deeply": "mocks:\n  - request: {path: /t}\n    response: {body: 'x{{ "
+    + "(" * 5000
+    + "1"
+    + ")" * 5000
+    + " }}'}\n",
+    "template with too many blocks": "mocks:\n  - request: {path: /t}\n    response: {body: '"
+    + "{% if 1 %}" * 3000
+    + "{% endif %}" * 3000
+    + "'}\n",
+    "header template too deep": "mocks:\n  - request: {path: /t}\n"
+    + "    response: {headers: {X-A: '{{ "
+    + "-" * 5000
+    + "1 }}'}}\n",
     "recursive alias": "mocks: &m\n  - request: {path: /r}\n    response: {body: *m}\n",
     "two documents": "mocks: []\n---\nmocks: []\n",
     "header with newline": "mocks:\n  - request: {path: /h}\n"

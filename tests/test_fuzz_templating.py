@@ -81,7 +81,7 @@ def test_a_random_template_answers_or_fails_cleanly(text: str) -> None:
 
 @given(json_values, templates)
 def test_templates_inside_json_answer_or_fail_cleanly(doc: Any, text: str) -> None:
-    value = {"doc": doc, "list": [text, {"t": text}]}
+    value = {"doc": literal(doc), "list": [text, {"t": text}]}
     result = outcome(value)
     if isinstance(result, Rendered):
         assert json.loads(result.body)["doc"] == doc

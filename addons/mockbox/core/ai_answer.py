@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+from referencing.exceptions import Unresolvable
 
 # The JSON Schema the model is asked to follow (OpenAI structured output, Anthropic tool input).
 ANSWER_SCHEMA: dict[str, Any] = {
@@ -127,16 +128,26 @@ def check_answer(
     if size > max_body_bytes:
         errors.append(f"body is {size} bytes, more than the {max_body_bytes} allowed")
     if body_schema is not None and not errors:
-        validator = jsonschema.Draft202012Validator(body_schema)
-        for err in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))[:10]:
-            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-            errors.append(f"body does not match the API's schema at {where}: {err.message}")
+        errors.extend(_schema_errors(body, body_schema))
     explanation = data.get("explanation", "")
     if not isinstance(explanation, str):
         errors.append("explanation must be a string")
     if errors:
         return Checked(None, errors)
     return Checked(AIAnswer(int(status), clean_headers, body, explanation))  # type: ignore[arg-type]
+
+
+def _schema_errors(body: Any, body_schema: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(body_schema)
+    try:
+        found = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))[:10]
+    except Unresolvable as e:  # a schema loaded before $refs were checked: refuse, don't crash
+        return [f"the API's schema cannot be used: {e}"]
+    return [
+        f"body does not match the API's schema at "
+        f"{'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
+        for err in found
+    ]
 
 
 def _depth(value: Any) -> int:

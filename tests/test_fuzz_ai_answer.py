@@ -121,6 +121,7 @@ body_schemas = st.sampled_from(
         {"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}}},
         {"type": "array", "items": {"type": "string"}},
         {"type": "string", "maxLength": 10},
+        {"$ref": "#/$defs/Missing"},  # refused when a mock file loads; must not crash here
     ]
 )
 

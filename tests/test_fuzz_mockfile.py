@@ -247,6 +247,10 @@ HOSTILE: dict[str, str | bytes] = {
     + "    response: {headers: {X-A: '{{ "
     + "-" * 5000
     + "1 }}'}}\n",
+    "openapi $ref to nowhere": "mocks:\n  - request: {path: /o}\n    response: {status: 200}\n"
+    "    openapi: {response_schema: {$ref: '#/$defs/Missing'}}\n",
+    "openapi remote $ref": "mocks:\n  - request: {path: /o}\n    response: {status: 200}\n"
+    "    openapi: {request_schema: {items: {$ref: 'http://example.com/s.json'}}}\n",
     "recursive alias": "mocks: &m\n  - request: {path: /r}\n    response: {body: *m}\n",
     "two documents": "mocks: []\n---\nmocks: []\n",
     "header with newline": "mocks:\n  - request: {path: /h}\n"

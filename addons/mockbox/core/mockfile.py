@@ -190,7 +190,8 @@ def _default_name(raw: Any, index: int) -> str:
         req = raw.get("request")
         if isinstance(req, dict) and isinstance(req.get("path"), str):
             method = req.get("method", ANY_METHOD)
-            method = ",".join(method) if isinstance(method, list) else str(method)
+            # str(m): this names mocks in schema problems, so the list may hold anything
+            method = ",".join(map(str, method)) if isinstance(method, list) else str(method)
             return f"{method.upper()} {req['path']}"
     return f"mocks[{index}]"
 

@@ -251,8 +251,8 @@ HOSTILE: dict[str, str | bytes] = {
     "    openapi: {response_schema: {$ref: '#/$defs/Missing'}}\n",
     "openapi remote $ref": "mocks:\n  - request: {path: /o}\n    response: {status: 200}\n"
     "    openapi: {request_schema: {items: {$ref: 'http://example.com/s.json'}}}\n",
-    "null in a method list, no name": "mocks:\n  - {name: null, request: {path: /a, method: [null]},"
-    " response: {}}\n",
+    "null in a method list, no name": "mocks:\n  - {name: null, response: {},"
+    " request: {path: /a, method: [null]}}\n",
     "recursive alias": "mocks: &m\n  - request: {path: /r}\n    response: {body: *m}\n",
     "two documents": "mocks: []\n---\nmocks: []\n",
     "header with newline": "mocks:\n  - request: {path: /h}\n"

@@ -14,8 +14,7 @@ import re
 import string
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from itertools import chain
 from typing import Any
 
@@ -51,14 +50,14 @@ class TemplateLimitError(SecurityError):
     """A template went past one of the bounds above."""
 
 
-@contextmanager
-def render_budget(seconds: float = MAX_RENDER_SECONDS) -> Iterator[None]:
-    """Give the renders inside this block `seconds` in all, counted from now."""
-    token = _deadline.set(time.monotonic() + seconds)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+def start_budget(seconds: float = MAX_RENDER_SECONDS) -> Token[float | None]:
+    """Give the render that starts now `seconds`; pass the token to end_budget afterwards.
+    (A plain function pair, not a context manager: this runs for every template rendered.)"""
+    return _deadline.set(time.monotonic() + seconds)
+
+
+def end_budget(token: Token[float | None]) -> None:
+    _deadline.reset(token)
 
 
 def check_deadline() -> None:
@@ -67,15 +66,19 @@ def check_deadline() -> None:
         raise TemplateLimitError(f"the template ran longer than {MAX_RENDER_SECONDS} s")
 
 
-def bounded_chunks(chunks: Iterable[str]) -> Iterator[str]:
-    """The output of a render, stopped when it grows past MAX_SIZE or the deadline passes."""
+def bounded_concat(chunks: Iterable[str]) -> str:
+    """The output of a render as one string, stopped when it grows past MAX_SIZE or (checked
+    every 64 chunks) the deadline passes."""
+    parts: list[str] = []
     size = 0
     for chunk in chunks:
         size += len(chunk)
         if size > MAX_SIZE:
             raise TemplateLimitError(f"the template's output is longer than {MAX_SIZE} characters")
-        check_deadline()
-        yield chunk
+        parts.append(chunk)
+        if len(parts) & 63 == 0:
+            check_deadline()
+    return "".join(parts)
 
 
 def _check_size(size: int, what: str) -> None:

@@ -19,10 +19,10 @@ from faker import Faker
 from jinja2 import meta, nodes
 from jinja2.parser import Parser
 from jinja2.runtime import Context
-from jinja2.utils import concat, consume
+from jinja2.utils import consume
 
 from .request import NOT_JSON, RequestView
-from .sandbox import BoundedSandbox, bounded_chunks, render_budget
+from .sandbox import BoundedSandbox, bounded_concat, end_budget, start_budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 VARIABLES = frozenset({"path", "query", "headers", "body", "request", "fake", "now"})
@@ -165,12 +165,14 @@ class TemplateEngine:
 
 def _typed(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> Any:
+        budget = start_budget()
         try:
-            with render_budget():
-                consume(bounded_chunks(template.root_render_func(ctx)))
+            consume(template.root_render_func(ctx))  # `{% set result = ... %}`: no output
             value = ctx.vars.pop("result", None)
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
+        finally:
+            end_budget(budget)
         return None if isinstance(value, jinja2.Undefined) else value
 
     return render
@@ -178,11 +180,13 @@ def _typed(template: jinja2.Template) -> Renderer:
 
 def _text(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> str:
+        budget = start_budget()
         try:
-            with render_budget():
-                return concat(bounded_chunks(template.root_render_func(ctx)))
+            return bounded_concat(template.root_render_func(ctx))
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
+        finally:
+            end_budget(budget)
 
     return render
 

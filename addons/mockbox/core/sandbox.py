@@ -4,7 +4,8 @@ Jinja's SandboxedEnvironment keeps templates away from Python internals, but not
 `'a' * 10**9`, `'%999999999d' % 1`, `'x' | center(10**9)`, `lipsum(10**6)` or loops nested
 until the heat death of the universe: each of those froze the proxy's event loop or allocated
 gigabytes. Here every size-producing operation is checked before it runs, and every loop
-iteration, call, attribute lookup and output chunk checks a per-render deadline.
+iteration (every 256th), call, attribute lookup and output chunk (every 64th) checks a per-render
+deadline.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mockbox.core.library import MockLibrary
@@ -196,3 +196,29 @@ def test_recorded_files_load_as_mocks(
         library.refresh()
         assert library.problems == []
         assert len(library.index) == 1
+
+
+@settings(max_examples=100)  # up to four exchanges and files per example: the slowest here
+@given(
+    st.lists(secrets, min_size=2, max_size=4, unique=True).flatmap(
+        lambda ss: st.tuples(
+            st.just(ss),
+            st.tuples(*(carrier(s) for s in ss)),
+            st.lists(st.sampled_from(ECHOES), min_size=1, max_size=4, unique=True),
+        )
+    )
+)
+def test_several_secrets_in_repeated_headers_are_all_scrubbed(
+    case: tuple[list[str], tuple[tuple[str, str, str], ...], list[str]],
+) -> None:
+    """Repeated headers (two Set-Cookie, two Authorization, any case), one secret each, every
+    secret echoed: none survives, whichever is longer or found first."""
+    all_secrets, carriers, echoes = case
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        session = Session(folder, SMALL_INLINE)
+        for secret in all_secrets:  # each echoed in its own exchange, all carried in each
+            session.add(exchange(secret, list(carriers), echoes, path_prefix=f"/{len(secret)}"))
+        session.flush(everything=True)
+        for secret in all_secrets:
+            assert files_holding(folder, secret) == []

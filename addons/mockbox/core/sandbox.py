@@ -51,10 +51,10 @@ class TemplateLimitError(SecurityError):
     """A template went past one of the bounds above."""
 
 
-def start_budget(seconds: float = MAX_RENDER_SECONDS) -> Token[float | None]:
-    """Give the render that starts now `seconds`; pass the token to end_budget afterwards.
+def start_budget() -> Token[float | None]:
+    """Give the render that starts now MAX_RENDER_SECONDS; pass the token to end_budget after.
     (A plain function pair, not a context manager: this runs for every template rendered.)"""
-    return _deadline.set(time.monotonic() + seconds)
+    return _deadline.set(time.monotonic() + MAX_RENDER_SECONDS)
 
 
 def end_budget(token: Token[float | None]) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+from referencing.exceptions import Unresolvable
 
 # The JSON Schema the model is asked to follow (OpenAI structured output, Anthropic tool input).
 ANSWER_SCHEMA: dict[str, Any] = {
@@ -49,8 +50,10 @@ FORBIDDEN_HEADERS = frozenset(
         "host",
     }
 )
-_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MAX_HEADER_VALUE = 4096
+MAX_BODY_DEPTH = 100  # far beyond any real API's JSON; deeper would overflow the checkers
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,8 @@ def parse_answer(raw: Any) -> Any:
         return json.loads(text)
     except ValueError as e:
         raise ValueError(f"the answer is not JSON: {e}") from e
+    except RecursionError as e:  # "[[[[..." from a model: the documented error, not a crash
+        raise ValueError("the answer is not JSON: nested too deeply") from e
 
 
 def check_answer(
@@ -116,14 +121,14 @@ def check_answer(
     if "body" not in data:
         errors.append("body is missing")
     body = data.get("body")
+    if _depth(body) > MAX_BODY_DEPTH:
+        errors.append(f"body nests deeper than {MAX_BODY_DEPTH} levels")
+        body = None  # serializing or schema-checking it would raise RecursionError
     size = len(json.dumps(body, ensure_ascii=False).encode()) if body is not None else 0
     if size > max_body_bytes:
         errors.append(f"body is {size} bytes, more than the {max_body_bytes} allowed")
     if body_schema is not None and not errors:
-        validator = jsonschema.Draft202012Validator(body_schema)
-        for err in sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))[:10]:
-            where = "/".join(str(p) for p in err.absolute_path) or "(root)"
-            errors.append(f"body does not match the API's schema at {where}: {err.message}")
+        errors.extend(_schema_errors(body, body_schema))
     explanation = data.get("explanation", "")
     if not isinstance(explanation, str):
         errors.append("explanation must be a string")
@@ -132,8 +137,36 @@ def check_answer(
     return Checked(AIAnswer(int(status), clean_headers, body, explanation))  # type: ignore[arg-type]
 
 
+def _schema_errors(body: Any, body_schema: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft202012Validator(body_schema)
+    try:
+        found = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))[:10]
+    except Unresolvable as e:  # a schema loaded before $refs were checked: refuse, don't crash
+        return [f"the API's schema cannot be used: {e}"]
+    return [
+        f"body does not match the API's schema at "
+        f"{'/'.join(str(p) for p in err.absolute_path) or '(root)'}: {err.message}"
+        for err in found
+    ]
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (iterative: a deep value must not recurse)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if level > MAX_BODY_DEPTH:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _header_problem(name: str, value: Any) -> str | None:
-    if not _TOKEN.match(name):
+    # fullmatch: with match, `$` also matched before a trailing "\n", so "X-A\n" passed.
+    if not _TOKEN.fullmatch(name):
         return f"header name {name[:40]!r} is not a valid HTTP token"
     if name.lower() in FORBIDDEN_HEADERS:
         return f"header {name!r} is managed by the proxy and must not be set"
@@ -142,6 +175,8 @@ def _header_problem(name: str, value: Any) -> str | None:
     text = str(value)
     if any(c in text for c in "\r\n\0"):
         return f"header {name!r} must not contain line breaks"
+    if _CONTROL.search(text):  # RFC 9110 field values: no control characters but tab
+        return f"header {name!r} must not contain control characters"
     if len(text) > MAX_HEADER_VALUE:
         return f"header {name!r} is longer than {MAX_HEADER_VALUE} characters"
     return None

@@ -26,6 +26,8 @@ def _compile_regex(pattern: str) -> re.Pattern[str]:
         return re.compile(pattern)
     except re.error as e:
         raise MatcherError(f"bad regex {pattern!r}: {e}") from e
+    except RecursionError as e:  # the regex parser recurses once per nested group
+        raise MatcherError(f"bad regex {pattern[:80]!r}...: nested too deeply") from e
 
 
 def _scalar_text(value: Any) -> str:

@@ -190,7 +190,8 @@ def _default_name(raw: Any, index: int) -> str:
         req = raw.get("request")
         if isinstance(req, dict) and isinstance(req.get("path"), str):
             method = req.get("method", ANY_METHOD)
-            method = ",".join(method) if isinstance(method, list) else str(method)
+            # str(m): this names mocks in schema problems, so the list may hold anything
+            method = ",".join(map(str, method)) if isinstance(method, list) else str(method)
             return f"{method.upper()} {req['path']}"
     return f"mocks[{index}]"
 
@@ -360,7 +361,13 @@ class _MockBuilder:
         )
 
     def _body_file(self, name: str, where: DocPath) -> bytes | None:
-        target = (self.path.parent / name).resolve()
+        try:
+            target = (self.path.parent / name).resolve()
+        except (OSError, ValueError, RuntimeError) as e:
+            # A NUL in the name (ValueError) or a symlink loop (RuntimeError on Python 3.12)
+            # is the file's problem to report, not an exception out of the loader.
+            self.problem(where, f"body_file {name!r} cannot be resolved: {e}")
+            return None
         if not target.is_relative_to(self.root.resolve()):
             self.problem(where, f"body_file {name!r} resolves outside the mocks folder; refused")
             return None

@@ -20,6 +20,7 @@ from .ai_prompt import GenerationRequest
 
 _HOST_FILE = re.compile(r"[^A-Za-z0-9._-]+")
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
+_RAW_END = re.compile(r"\{%[-+]?\s*endraw")  # every spelling Jinja's lexer ends a raw block at
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -42,9 +43,11 @@ def literal(value: Any) -> Any:
     if isinstance(value, str):
         if not any(mark in value for mark in _TEMPLATE_MARKS):
             return value
-        if "{% endraw" not in value and "{%- endraw" not in value:
+        if "\r" not in value and not _RAW_END.search(value):
             return "{% raw %}" + value + "{% endraw %}"
-        return "{{ " + _jinja_string(value) + " }}"  # cannot be wrapped in raw: a string literal
+        # Cannot be wrapped in raw: a string literal. (Jinja ends raw at any `{%endraw`,
+        # `{%+ endraw`..., and turns a raw CR or CRLF into LF: only an escape keeps "\r".)
+        return "{{ " + _jinja_string(value) + " }}"
     if isinstance(value, dict):
         return {k: literal(v) for k, v in value.items()}
     if isinstance(value, list):

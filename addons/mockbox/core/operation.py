@@ -9,6 +9,9 @@ from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import SchemaError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 
 class OperationSchemaError(ValueError):
@@ -44,6 +47,9 @@ class OperationSchema:
                     raise OperationSchemaError(
                         f"{key} is not a valid JSON Schema at {where}: {e.message}", key
                     ) from e
+                bad_ref = _unresolvable_ref(raw[key])
+                if bad_ref is not None:
+                    raise OperationSchemaError(f"{key}: $ref {bad_ref!r} does not resolve", key)
         return cls(**{k: raw[k] for k in cls.__dataclass_fields__ if k in raw})
 
     def response_problems(self, body: Any) -> list[str]:
@@ -79,3 +85,23 @@ def _problems(validator: jsonschema.Draft202012Validator | None, body: Any) -> l
         where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.path)
         out.append(f"{where}: {error.message}")
     return out
+
+
+def _unresolvable_ref(schema: Any) -> str | None:
+    """The first `$ref` in `schema` that does not resolve within it (check_schema does not look):
+    left in, it raised at request time, out of request validation and the AI answer check."""
+    resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                try:
+                    resolver.lookup(ref)
+                except Unresolvable:
+                    return ref
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return None

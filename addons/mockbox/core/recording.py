@@ -106,6 +106,8 @@ class _Host:
     dirty: bool = False
     # Each mock's YAML, by the mock as JSON: a flush re-emits only the mocks that changed.
     items: dict[str, str] = field(default_factory=dict)
+    flushed: set[str] = field(default_factory=set)  # body files this session wrote
+    secrets_at_flush: int = 0  # how many secrets were known at the last flush
 
 
 class Session:
@@ -159,10 +161,19 @@ class Session:
             if not (host.dirty or everything):
                 continue
             secrets = self._ordered_secrets()
+            learned = len(secrets) != host.secrets_at_flush  # new secrets since the last flush
             for name, content in host.files.items():
                 target = self.folder / name
-                if not target.exists():
-                    write_atomic(target, _scrub_bytes(content, secrets, self.rules.placeholder))
+                if target.exists() and not (learned and name in host.flushed):
+                    continue
+                scrubbed = _scrub_bytes(content, secrets, self.rules.placeholder)
+                # A body file written before a secret was learned (a login answer holding the
+                # token that later requests send) is written again without it.
+                if not target.exists() or scrubbed != content:
+                    write_atomic(target, scrubbed)
+                host.files[name] = scrubbed
+                host.flushed.add(name)
+            host.secrets_at_flush = len(secrets)
             target = self.folder / f"{stem}.yaml"
             write_atomic(target, self._document(stem))
             host.dirty = False
@@ -303,10 +314,15 @@ def _scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
 
 
 def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
+    """`value` with every secret replaced, in mapping keys too: an upstream may echo a token
+    as a JSON key ({"<token>": {...}}) or in a header name."""
     if isinstance(value, str):
         return _scrub(value, secrets, placeholder)
     if isinstance(value, dict):
-        return {k: _scrub_tree(v, secrets, placeholder) for k, v in value.items()}
+        return {
+            _scrub_tree(k, secrets, placeholder): _scrub_tree(v, secrets, placeholder)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_scrub_tree(v, secrets, placeholder) for v in value]
     return value

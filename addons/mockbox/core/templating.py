@@ -19,10 +19,10 @@ from faker import Faker
 from jinja2 import meta, nodes
 from jinja2.parser import Parser
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment
-from jinja2.utils import concat, consume
+from jinja2.utils import consume
 
 from .request import NOT_JSON, RequestView
+from .sandbox import BoundedSandbox, bounded_concat, end_budget, start_budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 VARIABLES = frozenset({"path", "query", "headers", "body", "request", "fake", "now"})
@@ -68,7 +68,7 @@ class Compiled:
 
 class TemplateEngine:
     def __init__(self, faker_locale: str = "en_US") -> None:
-        self.env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+        self.env = BoundedSandbox(autoescape=False, keep_trailing_newline=True)
         self.faker_locale = faker_locale
         self._anchor = self.env.from_string("")
 
@@ -113,6 +113,8 @@ class TemplateEngine:
             return Compiled(_text(self.env.from_string(text)), needs, False)
         except jinja2.TemplateSyntaxError as e:
             raise TemplateError(f"template syntax error: {e.message} in {text!r}") from e
+        except RecursionError as e:  # Jinja's parser and compiler recurse once per nesting level
+            raise TemplateError(f"template nests too deeply: {text[:80]!r}...") from e
 
     def _expression(self, source: str) -> jinja2.Template:
         """`{% set result = <source> %}` as a template, the way Jinja's compile_expression
@@ -122,7 +124,7 @@ class TemplateEngine:
         if not parser.stream.eos:
             raise jinja2.TemplateSyntaxError("chunk after expression", 1, None, None)
         body: list[nodes.Node] = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
-        return self.env.from_string(nodes.Template(body, lineno=1))
+        return self.env.from_string(self.env.guard(nodes.Template(body, lineno=1)))
 
     def context(
         self, needs: frozenset[str], request: RequestView, params: Mapping[str, str]
@@ -163,11 +165,14 @@ class TemplateEngine:
 
 def _typed(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> Any:
+        budget = start_budget()
         try:
-            consume(template.root_render_func(ctx))
+            consume(template.root_render_func(ctx))  # `{% set result = ... %}`: no output
             value = ctx.vars.pop("result", None)
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
+        finally:
+            end_budget(budget)
         return None if isinstance(value, jinja2.Undefined) else value
 
     return render
@@ -175,10 +180,13 @@ def _typed(template: jinja2.Template) -> Renderer:
 
 def _text(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> str:
+        budget = start_budget()
         try:
-            return concat(template.root_render_func(ctx))
+            return bounded_concat(template.root_render_func(ctx))
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
+        finally:
+            end_budget(budget)
 
     return render
 

@@ -166,6 +166,22 @@ def test_a_template_cannot_reach_python_internals(template: str) -> None:
         assert leak not in text, (template, text[:200])
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        "text {{ request.method.lower }} {{ fake.name }}",
+        {"a": "{{ request.method.lower }}", "b": ["{{ fake.name }}"]},
+        {"a": "{{ [request.method.lower, 1] }}"},
+        "{{ range }}{{ cycler }}{{ ''.join }}",
+    ],
+)
+def test_a_function_shows_as_nothing_not_its_address(template: Any) -> None:
+    """`{{ body.title }}` on a text body is a method: its repr would tell memory addresses."""
+    text = render_value(template).body.decode()
+    assert " at 0x" not in text and "method" not in text, text
+    assert "<" not in text, text
+
+
 FILE_ACCESS = [
     "{% include '/etc/passwd' %}",
     "{% include '../../etc/passwd' %}",

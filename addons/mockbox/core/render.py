@@ -9,6 +9,7 @@ from typing import Any
 
 from .model import ResponseSpec
 from .request import RequestView
+from .sandbox import shown
 from .templating import TemplateEngine
 
 
@@ -19,6 +20,11 @@ class Rendered:
     body: bytes
 
 
+def _json_default(value: Any) -> Any:
+    """A value JSON has no type for (a date, a Faker object...) as its text; a function as null."""
+    return None if shown(value) is None else str(value)
+
+
 def encode_body(value: Any) -> bytes:
     """Text is sent as UTF-8; anything else (mapping, list, number...) as JSON. Lone
     surrogates from the request (non-UTF-8 bytes decoded with surrogateescape, or `\\ud800`
@@ -27,7 +33,7 @@ def encode_body(value: Any) -> bytes:
         return value
     if isinstance(value, str):
         return value.encode("utf-8", "replace")
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = json.dumps(value, ensure_ascii=False, default=_json_default)
     return text.encode("utf-8", "backslashreplace")
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import SandboxedEnvironment, safe_range
 from jinja2.utils import generate_lorem_ipsum
 
@@ -222,6 +222,14 @@ def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100
     return generate_lorem_ipsum(n, html, min, max)
 
 
+def shown(value: Any) -> Any:
+    """What a template's value shows as: a function or method shows as nothing, since its
+    repr (`<built-in method title of str object at 0x7f...>`) tells memory addresses."""
+    if callable(value) and not isinstance(value, Undefined):  # Undefined is callable, too
+        return None
+    return value
+
+
 class BoundedSandbox(SandboxedEnvironment):
     """SandboxedEnvironment plus size checks on operators, filters and formats, and a deadline
     checked by loops (every for loop's iterable is wrapped), calls and attribute lookups."""
@@ -229,7 +237,7 @@ class BoundedSandbox(SandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, finalize=_finalize, **kwargs)
         self.globals["range"] = _GuardedRange
         self.globals["lipsum"] = _bounded_lipsum
         for name in (
@@ -320,3 +328,8 @@ def _guarded_concat(node: nodes.Node) -> nodes.Node:
     if isinstance(node, nodes.Concat):
         return _filtered(nodes.List(node.nodes, lineno=node.lineno), _CONCAT_FILTER)
     return node
+
+
+def _finalize(value: Any) -> Any:
+    """Text output: a function shows as nothing (see `shown`)."""
+    return value if shown(value) is value else ""

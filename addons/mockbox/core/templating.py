@@ -22,7 +22,7 @@ from jinja2.runtime import Context
 from jinja2.utils import consume
 
 from .request import NOT_JSON, RequestView
-from .sandbox import BoundedSandbox, bounded_concat, end_budget, start_budget
+from .sandbox import BoundedSandbox, bounded_concat, end_budget, shown, start_budget
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 VARIABLES = frozenset({"path", "query", "headers", "body", "request", "fake", "now"})
@@ -173,7 +173,7 @@ def _typed(template: jinja2.Template) -> Renderer:
             raise TemplateError(f"{type(e).__name__}: {e}") from e
         finally:
             end_budget(budget)
-        return None if isinstance(value, jinja2.Undefined) else value
+        return None if isinstance(value, jinja2.Undefined) else shown(value)
 
     return render
 

@@ -1,0 +1,32 @@
+"""What the soak (bench/soak.py) found growing stays within its bounds."""
+
+from __future__ import annotations
+
+import asyncio
+
+from mockbox.state import MemoryState
+
+
+async def test_memory_state_drops_expired_keys_nobody_reads() -> None:
+    # Synthesized answers of distinct URLs, each read never again: once their TTL passes they
+    # must not hold memory until the size cap evicts them.
+    state = MemoryState(max_bytes=1 << 30)
+    for i in range(2000):
+        await state.set(f"mockbox:cache:e:{i}", b"x" * 200, ttl=1.0)  # a busy machine: not less
+    await state.set("pinned", b"p")  # no TTL: kept
+    assert len(state._items) == 2001
+    await asyncio.sleep(1.05)
+    await state.set("next", b"y", ttl=60)  # any write sweeps what has expired
+    assert set(state._items) == {"pinned", "next"}
+    assert state.bytes < 500
+    assert await state.get("pinned") == b"p"
+
+
+async def test_memory_state_expiry_heap_stays_bounded_under_rewrites() -> None:
+    # A counter rewritten at every request with a TTL of days (the AI budgets) leaves one
+    # stale heap entry per write; the heap is rebuilt before they pile up.
+    state = MemoryState(max_bytes=1 << 30)
+    for _ in range(20_000):
+        await state.incr("ai:budget:day:tokens", 1, ttl=2 * 86400)
+    assert await state.get("ai:budget:day:tokens") == b"20000.0"
+    assert len(state._expiries) <= 2 * len(state._items) + 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 
 from mockbox.state import MemoryState
 
@@ -18,7 +19,7 @@ async def test_memory_state_drops_expired_keys_nobody_reads() -> None:
     await asyncio.sleep(1.05)
     await state.set("next", b"y", ttl=60)  # any write sweeps what has expired
     assert set(state._items) == {"pinned", "next"}
-    assert state.bytes < 500
+    assert state.bytes < 1000
     assert await state.get("pinned") == b"p"
 
 
@@ -30,3 +31,20 @@ async def test_memory_state_expiry_heap_stays_bounded_under_rewrites() -> None:
         await state.incr("ai:budget:day:tokens", 1, ttl=2 * 86400)
     assert await state.get("ai:budget:day:tokens") == b"20000.0"
     assert len(state._expiries) <= 2 * len(state._items) + 1024
+
+
+async def test_memory_state_cap_bounds_the_memory_really_used() -> None:
+    # Many small entries (the soak's synthesized answers are a few hundred bytes): what the
+    # process really allocates must stay near state.memory_max_bytes, not a multiple of it.
+    cap = 4 << 20
+    state = MemoryState(max_bytes=cap)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(40_000):  # about three times the cap
+            await state.set(f"mockbox:cache:e:api.test|80|/items/{i} GET http", b"v" * 20, ttl=60)
+        used = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert state.bytes <= cap
+    assert used <= 1.2 * cap, f"{used} bytes held for a cap of {cap}"

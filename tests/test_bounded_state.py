@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import tracemalloc
+from pathlib import Path
+
+import requests
 
 from mockbox.state import MemoryState
+
+from .conftest import MockBox, MockBoxFactory, clean_env, write_mocks
 
 
 async def test_memory_state_drops_expired_keys_nobody_reads() -> None:
@@ -48,3 +53,51 @@ async def test_memory_state_cap_bounds_the_memory_really_used() -> None:
         tracemalloc.stop()
     assert state.bytes <= cap
     assert used <= 1.2 * cap, f"{used} bytes held for a cap of {cap}"
+
+
+MOCKS = """\
+mocks:
+  - request: {method: GET, host: api.bound.test, path: "/users/{id}"}
+    response: {body: {id: "{{ path.id | int }}", name: "{{ fake.name() }}"}}
+  - request: {method: GET, host: api.bound.test, path: "/users"}
+    response: {body: [{id: 1, name: "a"}]}
+"""
+CONFIG = """\
+traffic: {size: 20}
+rate_limit: {violations_kept: 10}
+"""
+
+
+def _series(metrics: str) -> list[str]:
+    """The metric series (name and labels), without their values."""
+    return sorted(line.rpartition(" ")[0] for line in metrics.splitlines() if line[:1] != "#")
+
+
+def _round(box: MockBox, tag: str) -> None:
+    """Distinct paths, API keys and clients over the limit: mock, AI and 429 answers."""
+    for i in range(30):
+        key = {"X-API-Key": f"{tag}-{i}"}
+        assert box.get(f"http://api.bound.test/users/{tag}{i}", headers=key).status_code == 200
+        assert box.get(f"http://api.bound.test/users/{i}/x{tag}", headers=key).status_code < 600
+        limited = box.get("http://api.bound.test/users/1", headers={"X-API-Key": f"{tag}-hot"})
+        assert limited.status_code == (200 if i < 3 else 429)
+
+
+def test_metrics_traffic_and_violations_stay_bounded_over_new_paths_and_clients(
+    mockbox: MockBoxFactory, tmp_path: Path
+) -> None:
+    write_mocks(tmp_path / "mocks", "bound.yaml", MOCKS)
+    (tmp_path / "mockbox.yaml").write_text(CONFIG)
+    env = clean_env(MOCKBOX_RATE_LIMIT_PUBLIC="3/minute", MOCKBOX_RATE_LIMIT_AI="100/minute")
+    box = mockbox(tmp_path / "mocks", "--config", str(tmp_path / "mockbox.yaml"), env=env)
+    _round(box, "a")
+    series = _series(box.metrics())
+    _round(box, "b")
+    text = box.metrics()
+    # No path, key or client became a label: the same series as before, only their values moved.
+    assert _series(text) == series
+    assert "b-" not in text and "/users/" not in text
+    traffic = requests.get(f"{box.admin}/api/traffic", timeout=5).json()["traffic"]
+    assert len(traffic) == 20
+    violations = requests.get(f"{box.admin}/api/limits", timeout=5).json()["violations"]
+    assert violations["kept"] == 10 and len(violations["top_clients"]) == 1

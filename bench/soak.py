@@ -45,7 +45,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BIN, free_port, server
+from common import BIN, cpu_seconds, free_port, server
 from ratelimit_cost import start_redis
 
 MOCKS = """\
@@ -323,7 +323,9 @@ def main() -> None:
         with server(command, proxy_port) as proc:
             run = Run(args, proxy_port, admin_port, f"http://127.0.0.1:{origin.server_address[1]}")
             redis_start = rss_bytes(redis_proc.pid) if redis_proc else 0
+            cpu = cpu_seconds(proc.pid)
             samples = drive(run, proc.pid)
+            cpu = cpu_seconds(proc.pid) - cpu
             redis_end = rss_bytes(redis_proc.pid) if redis_proc else 0
     finally:
         origin.shutdown()
@@ -331,6 +333,11 @@ def main() -> None:
             redis_proc.terminate()
             redis_proc.wait()
     report(run, samples, backend)
+    total = sum(run.tally.sent.values())
+    print(
+        f"MockBox CPU: {cpu / samples[-1][0]:.0%} of a core, "
+        f"{cpu / max(1, total) * 1e6:.0f} us per request"
+    )
     if redis_proc is not None:  # not judged: Redis holds the caches by design
         print(f"redis-server RSS: start {redis_start / MIB:.1f} MiB, end {redis_end / MIB:.1f} MiB")
 

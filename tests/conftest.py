@@ -441,6 +441,67 @@ def write_mocks(folder: Path, name: str, text: str) -> Path:
     return target
 
 
+# --- a canary: a plain mock that must keep being served while something hostile runs ------
+
+CANARY_MOCK = """
+  - name: canary
+    request: {method: GET, host: canary.test, path: /ping}
+    response: {body: {ok: true}}
+"""  # append to a `mocks:` list: the canary's own mock
+CANARY_URL = "http://canary.test/ping"
+CANARY_MAX_WAIT = 0.1  # the most a canary request may wait while other clients attack
+
+
+@dataclass
+class Canary:
+    """Requests `url` through `box` every 50 ms on its own thread and keeps every wait, so a
+    test can show that another client's hostile request never kept it waiting. Use as a
+    context manager: `with Canary(box) as canary: attack(); ...; canary.assert_never_waited()`."""
+
+    box: MockBox
+    url: str = CANARY_URL
+    waits: list[float] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> Canary:
+        with self.box.client() as warm:  # connect once first: the first connection is slower
+            warm.get(self.url, timeout=10)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+    def _run(self) -> None:
+        with self.box.client() as session:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    r = session.get(self.url, timeout=30)
+                    if r.status_code != 200:
+                        self.failures.append(f"{r.status_code} {r.text[:200]}")
+                except requests.RequestException as e:
+                    self.failures.append(repr(e))
+                self.waits.append(time.monotonic() - started)
+                self._stop.wait(0.05)
+
+    @property
+    def worst(self) -> float:
+        return max(self.waits, default=0.0)
+
+    def assert_never_waited(self, limit: float = CANARY_MAX_WAIT, at_least: int = 5) -> None:
+        """Every canary request was served, none waited longer than `limit`, and enough ran to
+        have overlapped the attack."""
+        assert self.failures == [], self.failures[:5]
+        assert len(self.waits) >= at_least, f"only {len(self.waits)} canary requests ran"
+        assert self.worst <= limit, f"the canary waited {self.worst:.3f} s (limit {limit} s)"
+
+
 # --- local servers speaking the OpenAI and Anthropic wire protocols ---------------------------
 
 

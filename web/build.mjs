@@ -1,0 +1,43 @@
+// Builds the editor page into OUT, the folder the Python package serves: src/index.html as is,
+// src/main.js and what it imports bundled into editor.js and editor.css (minified), and
+// THIRD_PARTY.txt listing the bundled packages with their licenses.
+// Run `npm ci && npm run build`, then commit OUT; scripts/check-editor-build verifies that.
+import * as esbuild from "esbuild";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+
+// The only line to change when the Python package moves.
+const OUT = "../addons/mockbox/editor/static";
+
+// Paths below are relative to web/, wherever the build is started from.
+process.chdir(new URL(".", import.meta.url).pathname);
+
+// OUT holds build output only: start empty, so a file no longer built cannot linger there.
+rmSync(OUT, { recursive: true, force: true });
+mkdirSync(OUT, { recursive: true });
+
+const result = await esbuild.build({
+  entryPoints: { editor: "src/main.js" },
+  bundle: true,
+  minify: true,
+  format: "esm",
+  target: ["chrome110", "firefox115", "safari16"],
+  outdir: OUT,
+  legalComments: "none",
+  metafile: true,
+  logLevel: "info",
+});
+copyFileSync("src/index.html", `${OUT}/index.html`);
+
+const packages = new Set();
+for (const input of Object.keys(result.metafile.inputs)) {
+  const match = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)/);
+  if (match) packages.add(match[1]);
+}
+const lines = [...packages].sort().map((name) => {
+  const meta = JSON.parse(readFileSync(`node_modules/${name}/package.json`, "utf8"));
+  return `${meta.name} ${meta.version} (${meta.license})`;
+});
+writeFileSync(
+  `${OUT}/THIRD_PARTY.txt`,
+  `Bundled into editor.js by web/ (npm run build):\n${lines.join("\n")}\n`,
+);

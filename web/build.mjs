@@ -4,18 +4,20 @@
 // Run `npm ci && npm run build`, then commit OUT; scripts/check-editor-build verifies that.
 import * as esbuild from "esbuild";
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 
-// The only line to change when the Python package moves.
+// The only line to change when the Python package moves (scripts/check-editor-build reads it).
 const OUT = "../addons/mockbox/editor/static";
 
-// Paths below are relative to web/, wherever the build is started from.
-process.chdir(new URL(".", import.meta.url).pathname);
+// npm runs this in web/; anchor there anyway, since OUT (relative to web/) is emptied below.
+process.chdir(fileURLToPath(new URL(".", import.meta.url)));
 
 // OUT holds build output only: start empty, so a file no longer built cannot linger there.
 rmSync(OUT, { recursive: true, force: true });
 mkdirSync(OUT, { recursive: true });
 
 const result = await esbuild.build({
+  absWorkingDir: process.cwd(), // esbuild took the directory it started in otherwise
   entryPoints: { editor: "src/main.js" },
   bundle: true,
   minify: true,

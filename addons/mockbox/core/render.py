@@ -2,11 +2,12 @@
 its templates.
 
 On the event loop an answer's templates get a short slice (LOOP_SLICE_SECONDS): nearly every
-answer renders well within it. One that does not is rendered again, from the start, on one of
-RENDER_THREADS worker threads with the rest of its budget, so no client waits for another's
-slow template; Faker is seeded from the request and the time is fixed when the answer starts,
-so the redo gives the same answer. The threads are few so that slow templates cannot take
-every core, and a render still queued when its deadline passes fails at once.
+answer renders well within it. One that does not is rendered again, from the start, in a worker
+thread with the rest of its budget, so no client waits for another's slow template. The redo
+gives the same answer: the request data and the time are fixed when the answer starts, Faker
+is seeded from the request, and a sequence step was picked before. There is one such thread
+(more would not run Python faster, only crowd the loop), a render still queued when its
+deadline passes fails at once, and a mock that was slow last time skips the slice.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import sys
 import time
 import uuid
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,9 +31,15 @@ from .request import RequestView
 from .sandbox import SliceExpired, end_answer, start_answer
 from .templating import AnswerInputs, TemplateEngine, TemplateError
 
-LOOP_SLICE_SECONDS = 0.02  # an answer's templates on the event loop before they move to a thread
-RENDER_THREADS = 2
+LOOP_SLICE_SECONDS = 0.005  # an answer's templates on the event loop before they move to a thread
+RENDER_THREADS = 1  # Python runs one thread at a time anyway: more would only crowd the loop
+# How often a busy render thread offers the GIL to the event loop (Python's default, 5 ms,
+# let a canary request wait 60 ms and more: each wake-up of the loop waited for the GIL).
+SWITCH_INTERVAL = 0.0005
 _workers = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="mockbox-render")
+# Answers whose last render ran past its slice: they go to a worker thread at once, so a slow
+# mock asked for again and again costs the event loop nothing after the first time.
+_slow: weakref.WeakSet[ResponseSpec] = weakref.WeakSet()
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +95,28 @@ async def render_answer(
         return _render(spec, engine, None, None, None)
     inputs = engine.inputs(spec.needs, request, params)
     deadline = time.monotonic() + sandbox.MAX_RENDER_SECONDS
-    try:
-        return _render(spec, engine, inputs, deadline, LOOP_SLICE_SECONDS)
-    except SliceExpired:
-        pass
+    if spec not in _slow:
+        try:
+            return _render(spec, engine, inputs, deadline, LOOP_SLICE_SECONDS)
+        except SliceExpired:
+            _slow.add(spec)
+    if sys.getswitchinterval() > SWITCH_INTERVAL:
+        sys.setswitchinterval(SWITCH_INTERVAL)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_workers, _render, spec, engine, inputs, deadline, None)
+    rendered, seconds = await loop.run_in_executor(
+        _workers, _timed_render, spec, engine, inputs, deadline
+    )
+    if seconds < LOOP_SLICE_SECONDS / 2:
+        _slow.discard(spec)  # quick again: back to a slice on the loop next time
+    return rendered
+
+
+def _timed_render(
+    spec: ResponseSpec, engine: TemplateEngine, inputs: AnswerInputs, deadline: float
+) -> tuple[Rendered, float]:
+    """The whole render in a worker thread, and how long it took."""
+    started = time.monotonic()
+    return _render(spec, engine, inputs, deadline, None), time.monotonic() - started
 
 
 def _render(

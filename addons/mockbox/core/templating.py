@@ -19,7 +19,7 @@ from jinja2.parser import Parser
 from jinja2.runtime import Context
 from jinja2.utils import consume
 
-from .fakedata import FakeData
+from .fakedata import FakeData, warm
 from .request import NOT_JSON, RequestView
 from .sandbox import (
     MAX_OUTPUT,
@@ -72,6 +72,7 @@ class TemplateEngine:
     def __init__(self, faker_locale: str = "en_US") -> None:
         self.env = BoundedSandbox(autoescape=False, keep_trailing_newline=True)
         self.faker_locale = faker_locale
+        warm(faker_locale)
         self._anchor = self.env.from_string("")
 
     def compile(self, value: Any) -> Compiled:

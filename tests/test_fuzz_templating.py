@@ -124,6 +124,10 @@ def test_literal_text_renders_exactly_as_itself(text: str) -> None:
 # --- sandbox escapes --------------------------------------------------------------------------
 
 ESCAPES = [
+    "{% set ga = fake.get_formatter('__class__').get_formatter %}"
+    "{% set os = ga(ga(cycler,'__init__'),'__globals__')['os'] %}{{ os.popen('id').read() }}",
+    "{{ fake.get_formatter('__class__') }}",
+    "{{ fake.format('name') }}",
     "{{ ''.__class__.__mro__[1].__subclasses__() }}",
     "{{ ''.__class__ }}",
     "{{ cycler.__init__.__globals__ }}",
@@ -265,6 +269,27 @@ EXHAUSTION = [
     "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(64) }}",
     "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
     "{% for x in range(100000) recursive %}{{ loop(range(100000)) }}{% endfor %}",
+    # issue 13: an empty needle matches len + 1 times; joins over generators; aliasing
+    "{{ ''.replace('', 'x' * 8388609) }}",
+    "{{ ('a' * 100000).replace('', 'x' * 10000) }}",
+    "{{ ('a' * 100000) | replace('', 'x' * 10000) }}",
+    "{{ ('x' * 10000).join(range(100000) | map('string')) }}",
+    "{{ range(100000) | map('string') | join('x' * 10000) }}",
+    "{{ ('x' * 100).join(['y' * 8000000, 'z' * 400000]) }}",
+    "{{ ['x' * 4000000] * 3 }}",
+    "{{ [['x' * 4000000] * 2] * 2 | string }}",
+    "{{ ([[0] * 100000] * 100000) | sort | length }}",
+    "{{ [[1, 2]] * 1000 | sum(start=[]) }}",
+    "{{ ('a' * 8000000) | list | length }}",
+    "{{ ('a' * 8000000) | unique | list | length }}",
+    "{{ '%s' % (['x' * 1000000] * 9,) }}",
+    "{{ (['x' * 1000000] * 9) ~ '' }}",
+    "{{ '{}'.format(['x' * 1000000] * 9) }}",
+    "{{ (['x' * 1000000] * 9) | tojson }}",
+    "{{ (['x' * 1000000] * 9) | pprint }}",
+    "{{ dict(a=['x' * 3000000] * 3) | dictsort }}",
+    "{{ fake.json(num_rows=100000) }}",
+    "{{ fake.texts(nb_texts=3000000) }}",
 ]
 
 

@@ -194,7 +194,8 @@ class FakeCall:
         self._faker, self._method = faker, method
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        self._method.check(args, kwargs)
+        if args or kwargs:  # the defaults are within the caps
+            self._method.check(args, kwargs)
         result = getattr(self._faker, self._method.name)(*args, **kwargs)
         if not is_plain_data(result):
             raise FakeDataError(f"fake.{self._method.name} returned {type(result).__name__}, "

@@ -37,9 +37,31 @@ RENDER_THREADS = 1  # Python runs one thread at a time anyway: more would only c
 # let a canary request wait 60 ms and more: each wake-up of the loop waited for the GIL).
 SWITCH_INTERVAL = 0.0005
 _workers = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="mockbox-render")
-# Answers whose last render ran past its slice: they go to a worker thread at once, so a slow
-# mock asked for again and again costs the event loop nothing after the first time.
-_slow: weakref.WeakSet[ResponseSpec] = weakref.WeakSet()
+
+
+class _SlowSpecs:
+    """Answers whose last render ran past its slice: they go to the worker thread at once, so
+    a slow mock asked for again and again costs the event loop nothing after the first time.
+    Kept by identity (hashing a spec costs more than the lookup is worth), weakly (a reload
+    drops the old specs)."""
+
+    def __init__(self) -> None:
+        self._refs: dict[int, weakref.ref[ResponseSpec]] = {}
+
+    def __contains__(self, spec: ResponseSpec) -> bool:
+        ref = self._refs.get(id(spec))
+        return ref is not None and ref() is spec
+
+    def add(self, spec: ResponseSpec) -> None:
+        key = id(spec)
+        self._refs[key] = weakref.ref(spec, lambda _ref: self._refs.pop(key, None))
+
+    def discard(self, spec: ResponseSpec) -> None:
+        if spec in self:
+            del self._refs[id(spec)]
+
+
+_slow = _SlowSpecs()
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,9 @@ from jinja2.sandbox import SandboxedEnvironment, safe_range
 from jinja2.utils import Cycler, Joiner, Namespace, generate_lorem_ipsum
 
 MAX_SIZE = 8 * 1024 * 1024  # longest string a template may build (8 Mi characters)
-MAX_ITEMS = 256 * 1024  # longest list a template may build, or a filter may go through
+# Longest list a template may build, or a filter may go through: sorting this many strings
+# is one call into C of about 40 ms (it holds the GIL, on the loop or in a thread alike).
+MAX_ITEMS = 128 * 1024
 MAX_OUTPUT = 8 * 1024 * 1024  # characters one answer's templates may produce, all together
 MAX_INT_BITS = 100_000  # largest integer a template may compute (~30,000 digits)
 MAX_WIDTH = 100_000  # widest padding a format spec or filter may ask for
@@ -157,6 +159,8 @@ def weigh(value: Any, limit: int, *, strict: bool) -> int:
     list holding the same big string a million times costs nothing to weigh). With `strict`,
     anything but data and lists, tuples, sets and dicts of data is refused: its text would be
     a repr, with a memory address; otherwise it counts as nothing (it shows as nothing)."""
+    if isinstance(value, str):  # the usual case, without the walk
+        return len(value) + 2
     total, stack, seen = 0, [value], 0
     while stack and total <= limit:
         item = stack.pop()
@@ -362,10 +366,12 @@ def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., An
         if len(args) <= at:
             return original(*args, **kwargs)
         value, rest = args[at], args[at + 1 :]
-        if name in _ITERATING_FILTERS and not isinstance(value, Mapping | Undefined):
+        if name in _ITERATING_FILTERS and not isinstance(value, Undefined):
             args = (*args[:at], _guarded_items(value, name), *rest)
         elif name not in _OBJECT_FILTERS:
             _check_weight(value, f"the input of {name}")
+            if isinstance(value, Mapping):  # dictsort, items, xmlattr, urlencode go through it
+                _check_size(len(value), f"the input of {name}", MAX_ITEMS)
         if name in _WIDTH_FILTERS:
             _check_ints((*rest, *kwargs.values()))
         if name == "format" and isinstance(value, str):
@@ -398,7 +404,7 @@ def _item_first(obj: Any, attribute: str) -> bool:
     """Whether `obj.attribute` means the item: for a mapping that has the key, data wins over
     a method name (`body.items` is the body's `items`, not dict.items)."""
     try:
-        return isinstance(obj, Mapping) and attribute in obj
+        return (type(obj) is dict or isinstance(obj, Mapping)) and attribute in obj
     except TypeError:
         return False
 

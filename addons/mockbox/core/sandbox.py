@@ -58,6 +58,7 @@ _SCALARS = (
     Decimal,
     uuid.UUID,
 )
+_DATA = (*_SCALARS, Undefined)
 # Filters that go through their input item by item: the input is fed to them through a guard
 # that checks the deadline and counts items (else `'x' * 8_000_000 | unique` runs unchecked).
 _ITERATING_FILTERS = frozenset(
@@ -150,8 +151,8 @@ def bounded_concat(chunks: Iterable[str]) -> str:
 
 
 def is_data(value: Any) -> bool:
-    """Text, numbers, dates, UUIDs, booleans, None (no container)."""
-    return isinstance(value, (*_SCALARS, Undefined))
+    """Text, numbers, dates, UUIDs, booleans, None, Undefined (no container)."""
+    return isinstance(value, _DATA)
 
 
 def weigh(value: Any, limit: int, *, strict: bool) -> int:

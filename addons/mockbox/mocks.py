@@ -14,7 +14,7 @@ from mitmproxy.addonmanager import Loader
 from .core.index import Match
 from .core.library import MockLibrary, ReloadReport
 from .core.model import Delay, Fault
-from .core.render import render
+from .core.render import render_answer
 from .core.request import RequestView
 from .core.sequence import SequenceCounters
 from .core.templating import TemplateEngine, TemplateError
@@ -187,7 +187,7 @@ class MockServer:
             assert fault.response is not None
             spec = fault.response
         try:
-            answer(flow, render(spec, engine, view, match.params), "mock")
+            rendered = await render_answer(spec, engine, view, match.params)
         except TemplateError as e:
             logger.warning(f"mockbox: {mock.file}:{mock.line}: mock {mock.name!r}: {e}")
             answer_json(
@@ -202,6 +202,9 @@ class MockServer:
                 },
                 "mock",
             )
+            return
+        if flow.live:  # a render in a worker thread: the client may have gone meanwhile
+            answer(flow, rendered, "mock")
 
 
 def _no_match(library: MockLibrary, view: RequestView) -> dict[str, object]:

@@ -61,12 +61,12 @@ def test_guessing_the_token_is_throttled(guarded: MockBox) -> None:
     assert refused.status_code == 429
     assert refused.json()["error"] == "TOO_MANY_FAILED_LOGINS"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    # Guesses at /healthz are throttled too (it answers more with the right token).
-    health = requests.get(guarded.admin + "/healthz", headers=wrong, timeout=5)
-    assert (health.status_code, health.json()["error"]) == (429, "TOO_MANY_FAILED_LOGINS")
     # The right token still passes from the throttled address: a guesser cannot lock out the
     # owner (the token is compared in constant time either way).
     assert requests.get(guarded.admin + "/api/mocks", headers=AUTH, timeout=5).status_code == 200
+    # Guesses at /healthz are throttled too (it answers more with the right token).
+    health = requests.get(guarded.admin + "/healthz", headers=wrong, timeout=5)
+    assert (health.status_code, health.json()["error"]) == (429, "TOO_MANY_FAILED_LOGINS")
     full = requests.get(guarded.admin + "/healthz", headers=AUTH, timeout=5)
     assert full.status_code == 200 and "folder" in full.json()["mocks"]
     # and without a token, /healthz answers as it does to any probe

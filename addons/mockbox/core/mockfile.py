@@ -435,7 +435,7 @@ class _MockBuilder:
         try:
             return self.bodies.get(self.path.parent / name)
         except FileRefused as e:
-            self.problem(where, f"body_file {shown(name)} {e}")
+            self.problem(where, f"body_file {shown(name, 255)} {e}")  # a path, not a secret
             return None
 
     def _fault(self, spec: Any, where: DocPath) -> Fault | None:

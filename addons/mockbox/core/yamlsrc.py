@@ -36,12 +36,12 @@ class YamlSyntaxError(ValueError):
 MAX_QUOTED = 32  # longest value a message quotes as written
 
 
-def shown(value: Any) -> str:
+def shown(value: Any, limit: int = MAX_QUOTED) -> str:
     """A value from a file as a message may quote it: a short one-line scalar as written, else
     its kind and size. A problem is shown in /healthz, /api and the log, so it must never carry
     a body, nor the text of a secret file that a symlink or a typo made MockBox read."""
     if isinstance(value, str):
-        if len(value) <= MAX_QUOTED and value.isprintable():
+        if len(value) <= limit and value.isprintable():
             return repr(value)
         return f"a text of {len(value):,} characters"
     if isinstance(value, (list, dict)):
@@ -50,7 +50,7 @@ def shown(value: Any) -> str:
         return f"a {'list' if isinstance(value, list) else 'mapping'} of {len(value):,} entries"
     if value is None or isinstance(value, (bool, int, float)):
         text = repr(value)
-        return text if len(text) <= MAX_QUOTED else f"a number of {len(text):,} digits"
+        return text if len(text) <= limit else f"a number of {len(text):,} digits"
     return f"a value of type {type(value).__name__}"
 
 

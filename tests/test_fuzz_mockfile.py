@@ -479,25 +479,19 @@ def test_a_symlinked_folder_is_not_entered(folder: Path, tmp_path: Path) -> None
     assert not any(path.is_relative_to(folder / "linked") for path in seen)
 
 
-SPECIAL: dict[str, Callable[[Path], object]] = {
-    "a FIFO": lambda p: os.mkfifo(p),  # open() would wait for a writer for good
-    "a symlink to /dev/zero": lambda p: p.symlink_to("/dev/zero"),  # reads never end
-    "a symlink to a FIFO outside": lambda p: p.symlink_to(_outside_fifo()),
-    "a symlink loop": lambda p: p.symlink_to(p),
-    "a dangling symlink": lambda p: p.symlink_to(p.with_name("gone.yaml")),
+SPECIAL: dict[str, Callable[[Path, Path], object]] = {  # (path, a folder outside the mocks)
+    "a FIFO": lambda p, _: os.mkfifo(p),  # open() would wait for a writer for good
+    "a symlink to /dev/zero": lambda p, _: p.symlink_to("/dev/zero"),  # reads never end
+    "a symlink to a FIFO outside": lambda p, out: (os.mkfifo(out / "f"), p.symlink_to(out / "f")),
+    "a symlink loop": lambda p, _: p.symlink_to(p),
+    "a dangling symlink": lambda p, _: p.symlink_to(p.with_name("gone.yaml")),
 }
 
 
-def _outside_fifo() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="mockbox-fifo-")) / "fifo"
-    os.mkfifo(path)
-    return path
-
-
 @pytest.mark.parametrize("name", SPECIAL)
-def test_special_mock_files_are_problems_at_once(folder: Path, name: str) -> None:
+def test_special_mock_files_are_problems_at_once(folder: Path, tmp_path: Path, name: str) -> None:
     started = time.monotonic()
-    with placed(folder / "special.yaml", SPECIAL[name]):
+    with placed(folder / "special.yaml", lambda p: SPECIAL[name](p, tmp_path)):
         loaded, library = load_placed(folder, "special.yaml")
     assert time.monotonic() - started < 5
     (problem,) = loaded.problems
@@ -507,10 +501,10 @@ def test_special_mock_files_are_problems_at_once(folder: Path, name: str) -> Non
 
 
 @pytest.mark.parametrize("name", SPECIAL)
-def test_special_body_files_are_problems_at_once(folder: Path, name: str) -> None:
+def test_special_body_files_are_problems_at_once(folder: Path, tmp_path: Path, name: str) -> None:
     text = "mocks:\n  - request: {path: /b}\n    response:\n      body_file: special.bin\n"
     started = time.monotonic()
-    with placed(folder / "special.bin", SPECIAL[name]):
+    with placed(folder / "special.bin", lambda p: SPECIAL[name](p, tmp_path)):
         loaded, library = load_in_folder(folder, text)
     assert time.monotonic() - started < 5
     (problem,) = loaded.problems

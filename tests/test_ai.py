@@ -237,7 +237,7 @@ def test_persisted_answer_becomes_a_mock(
 ) -> None:
     body = {**GOOD["body"], "note": "{{ not a template }}"}
     llm_server.script = [{"answer": {**GOOD, "body": body}}]
-    box = openai_box(mockbox, tmp_path, llm_server)
+    box = openai_box(mockbox, tmp_path, llm_server, persist_header=True)
     r = box.get("http://api.shop.test/users/77?x=1", headers={"X-MockBox-Persist": "true"})
     assert r.status_code == 200 and r.json() == body
     generated = tmp_path / "mocks" / "generated" / "api.shop.test.yaml"
@@ -254,6 +254,20 @@ def test_persisted_answer_becomes_a_mock(
     assert again.headers["X-MockBox-Source"] == "mock"
     assert again.json() == body  # served verbatim: "{{ ... }}" in a model's text stays text
     assert len(llm_server.calls) == 1
+
+
+def test_the_persist_header_is_ignored_unless_configured(
+    mockbox: MockBoxFactory, tmp_path: Path
+) -> None:
+    """Any client of the proxy can send `X-MockBox-Persist`: by default it writes nothing."""
+    box = start(mockbox, tmp_path, {"provider": "offline"})
+    for i in range(3):
+        r = box.get(f"http://api.shop.test/users/{90 + i}", headers={"X-MockBox-Persist": "true"})
+        assert r.status_code == 200 and r.headers["X-MockBox-Source"] == "ai"
+    wait_until(lambda: "ignoring x-mockbox-persist" in box.log(), 10, "the log line")
+    assert box.log().count("ignoring x-mockbox-persist") == 1  # said once, not per request
+    assert not (tmp_path / "mocks" / "generated").exists()
+    assert box.health()["mocks"]["loaded"] == 3
 
 
 def test_offline_provider_answers_siblings_with_the_right_shape(
@@ -459,3 +473,4 @@ def test_imported_openapi_schema_grounds_and_checks_answers(
     assert prompt["response_body_json_schema"]["required"] == ["id", "name", "tag"]
     repair = llm_server.calls[1]["body"]["messages"][1]["content"]
     assert "does not match the API's schema" in repair and "'tag' is a required property" in repair
+

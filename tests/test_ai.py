@@ -7,13 +7,25 @@ import json
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
 
-from .conftest import BIN, LLMServer, MockBox, MockBoxFactory, clean_env, wait_until, write_mocks
+from .conftest import (
+    BIN,
+    CANARY_MOCK,
+    Canary,
+    LLMServer,
+    MockBox,
+    MockBoxFactory,
+    clean_env,
+    gzipped_huge_answer,
+    wait_until,
+    write_mocks,
+)
 
 SHOP = """
 mocks:
@@ -474,3 +486,67 @@ def test_imported_openapi_schema_grounds_and_checks_answers(
     repair = llm_server.calls[1]["body"]["messages"][1]["content"]
     assert "does not match the API's schema" in repair and "'tag' is a required property" in repair
 
+
+def _memory_kib(box: MockBox, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak since it started) of the MockBox process, in KiB."""
+    status = Path(f"/proc/{box.proc.pid}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+def test_a_huge_provider_answer_is_cut_off_without_stalling_anyone(
+    mockbox: MockBoxFactory, tmp_path: Path, llm_server: LLMServer
+) -> None:
+    """54 MB from the provider once took 159 s and 5.4 GB. Now at most ai.max_answer_bytes
+    (1 MiB) is read, counted as it arrives and as it decompresses, with or without a
+    Content-Length; the client gets the usual 502 and no other client waits meanwhile."""
+    size = 54_000_000
+    variants = [
+        {"huge": size},
+        {"huge": size, "chunked": True},
+        {"huge": size, "gzip": True},  # 50 KB on the wire, 54 MB decoded
+        {"huge": size, "gzip": True, "chunked": True},
+    ]
+    attacks = variants * 4  # each is over in a fraction of a second: long enough to measure
+    llm_server.script = list(attacks)
+    mocks = tmp_path / "mocks"
+    write_mocks(mocks, "shop.yaml", SHOP + CANARY_MOCK)
+    config = tmp_path / "config.yaml"
+    ai = {"provider": "openai", "base_url": f"{llm_server.url}/v1", "max_retries": 1}
+    ai.update(timeout=60, breaker={"failures": 100, "cooldown": 30})
+    config.write_text(yaml.safe_dump({"unmatched": "ai", "ai": ai}))
+    box = mockbox(mocks, "--config", str(config), env=clean_env(OPENAI_API_KEY="sk-test"))
+    gzipped_huge_answer(size)
+    before = _memory_kib(box, "VmRSS")
+    took = []
+    with Canary(box) as canary:
+        for i, variant in enumerate(attacks):
+            started = time.monotonic()
+            r = box.get(f"http://api.shop.test/users/{60 + i}", timeout=120)
+            took.append(time.monotonic() - started)
+            assert r.status_code == 502, (variant, r.text)
+            error = r.json()
+            assert error["error"] == "AI_PROVIDER_ERROR", variant
+            assert "larger than ai.max_answer_bytes (1048576 bytes)" in error["message"], variant
+    canary.assert_never_waited()
+    assert len(llm_server.calls) == len(attacks)  # refused, not retried
+    assert max(took) < 10, took
+    grown = _memory_kib(box, "VmHWM") - before
+    assert grown < 100 * 1024, f"the peak grew by {grown} KiB"  # not the 54 MB, let alone GBs
+    print(f"worst canary wait {canary.worst * 1000:.0f} ms; answers in {took}; peak +{grown} KiB")
+
+
+def test_anthropic_answers_are_capped_too(
+    mockbox: MockBoxFactory, tmp_path: Path, llm_server: LLMServer
+) -> None:
+    llm_server.script = [{"huge": 5_000_000, "gzip": True, "chunked": True}, {"answer": GOOD}]
+    box = start(
+        mockbox,
+        tmp_path,
+        {"provider": "anthropic", "base_url": llm_server.url, "max_retries": 1, "timeout": 30},
+        {"ANTHROPIC_API_KEY": "ak-test"},
+    )
+    r = box.get("http://api.shop.test/users/70", timeout=60)
+    assert r.status_code == 502 and r.json()["error"] == "AI_PROVIDER_ERROR"
+    assert "max_answer_bytes" in r.json()["message"]
+    ok = box.get("http://api.shop.test/users/71")  # the next, ordinary answer is read as usual
+    assert ok.status_code == 200 and ok.json() == GOOD["body"]

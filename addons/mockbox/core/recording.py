@@ -46,6 +46,7 @@ _DROP_RESPONSE_HEADERS = frozenset(
 _SKIP_METHODS = frozenset({"CONNECT"})
 _METHOD = re.compile(r"^[A-Za-z]+$")  # as the mock file schema allows
 _MIN_SECRET = 4  # shorter values are left alone: replacing "1" everywhere helps no one
+_SKIPPED_LISTED = 20  # answers not recorded named per host file; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class Rules:
     placeholder: str = "REDACTED"
     inline_limit: int = 16384
     generalize: bool = False
+    max_body_bytes: int = 10 << 20  # larger answers are not recorded (the recorder streams them)
 
     @classmethod
     def from_config(cls, record: Mapping[str, Any], generalize: bool = False) -> Rules:
@@ -83,6 +85,7 @@ class Rules:
             str(record["placeholder"]),
             int(record["inline_limit"]),
             generalize,
+            int(record["max_body_bytes"]),
         )
 
 
@@ -118,6 +121,8 @@ class _Host:
     items: dict[str, str] = field(default_factory=dict)
     flushed: set[str] = field(default_factory=set)  # body files this session wrote
     secrets_at_flush: int = 0  # how many secrets were known at the last flush
+    skipped: list[str] = field(default_factory=list)  # answers not recorded, for the header
+    skipped_total: int = 0
 
 
 class Session:
@@ -159,6 +164,18 @@ class Session:
         if entry.add(response):
             host.dirty = True
         return stem
+
+    def skip(self, ex: Exchange, size: str) -> None:
+        """Note an answer that was not recorded because its body (`size`, in words) is over
+        the cap: its host's file names it in its header comment."""
+        if ex.method.upper() in _SKIP_METHODS or ex.scheme not in ("http", "https"):
+            return
+        host = self._hosts.setdefault(_host_stem(ex), _Host())
+        host.skipped_total += 1
+        if len(host.skipped) < _SKIPPED_LISTED:
+            path = literal_path(ex.path)[:200]
+            host.skipped.append(f"{ex.method.upper()[:16]} {path} ({size})")
+        host.dirty = True
 
     def counts(self) -> dict[str, int]:
         """Requests seen so far, by host."""
@@ -290,6 +307,13 @@ class Session:
             f"Recorded by MockBox (session {self.title!r}). Secrets are replaced by "
             f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
         )
+        if host.skipped_total:
+            header += (
+                f"\nNot recorded: answers over record.max_body_bytes ({self.rules.max_body_bytes})"
+                + "".join(f"\n  {line}" for line in host.skipped)
+            )
+            if host.skipped_total > len(host.skipped):
+                header += f"\n  ... and {host.skipped_total - len(host.skipped)} more"
         return join_mocks(list(items.values()), comment(header))
 
     def _ordered_secrets(self) -> list[str]:

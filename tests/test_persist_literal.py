@@ -243,3 +243,29 @@ def test_imports_write_what_the_documents_say_as_data(
     from_oa = box.get("http://api.openapi.test/oa")
     assert from_oa.headers["Content-Type"] == "application/vnd.{{ 7*7 }}+json"
     assert from_oa.json() == HOSTILE_BODY
+
+
+def test_stateful_resources_are_served_as_data(mockbox: MockBoxFactory, tmp_path: Path) -> None:
+    """What a synthesized POST created is kept as data (ai.stateful) and served as it came."""
+    mocks = tmp_path / "mocks"
+    mocks.mkdir()
+    (mocks / "shop.yaml").write_text(
+        "mocks:\n  - request: {method: GET, host: api.state.test, path: /users/1}\n"
+        "    response: {body: {id: 1, name: Ada}}\n"
+    )
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"unmatched": "ai", "ai": {"provider": "offline"}}))
+    box = mockbox(mocks, "--config", str(config))
+    session = {"X-MockBox-Session": "s1"}
+    sent = {"name": "{{ 7*7 }}", "note": "{% for i in range(3) %}x{% endfor %}"}
+    created = box.request("POST", "http://api.state.test/users", json=sent, headers=session)
+    assert created.status_code == 201
+    user = created.json()
+    assert {k: user[k] for k in sent} == sent
+    fetched = box.get(f"http://api.state.test/users/{user['id']}", headers=session)
+    assert fetched.json() == user
+    changed = {"name": "{# gone? #}{{ 6*7 }}"}
+    patched = box.request(
+        "PATCH", f"http://api.state.test/users/{user['id']}", json=changed, headers=session
+    )
+    assert patched.json() == {**user, **changed}

@@ -122,7 +122,10 @@ def test_the_cache_streams_answers_over_its_cap_and_keeps_small_ones(
 ) -> None:
     mocks = tmp_path / "mocks"
     mocks.mkdir()
-    box = mockbox(mocks, "--unmatched", "upstream")
+    config = tmp_path / "config.yaml"
+    rule = {"host": "127.0.0.1", "path": "/small-*", "cdn_ttl": 300}
+    config.write_text(yaml.safe_dump({"cache": {"rules": [rule]}}))
+    box = mockbox(mocks, "--unmatched", "upstream", "--config", str(config))
     before = _memory_kib(box, "VmRSS")
     for path in ("/big", "/big-chunked") * 2:
         r, size, sha = _fetch(box, big_upstream.url + path)
@@ -138,10 +141,14 @@ def test_the_cache_streams_answers_over_its_cap_and_keeps_small_ones(
     log = box.log()
     assert f"not caching {big_upstream.url}/big-chunked: its body is {BIG} bytes" in log
 
-    # An answer of unknown length that fits is held (a copy, as it streams) and stored.
+    # An answer of unknown length that fits is held (a copy, as it streams) and stored; the
+    # route's CDN headers were on the streamed answer as they are on the stored one.
     small = [box.get(big_upstream.url + "/small-chunked") for _ in range(2)]
     assert [r.headers["X-Cache-Status"] for r in small] == ["MISS", "HIT"]
     assert small[0].content == small[1].content == SMALL
+    for r in small:
+        assert r.headers["Cache-Control"] == "max-age=60, s-maxage=300"
+        assert r.headers["Surrogate-Key"] == "mockbox host:127.0.0.1"
     assert big_upstream.hits["/small-chunked"] == 1
     print(f"cache: peak +{grown} KiB for four 50 MiB answers")
 

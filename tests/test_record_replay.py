@@ -212,3 +212,48 @@ def test_record_and_replay_in_reverse_mode(
     replay = mockbox(mocks, "--session", "rev", "--mode", mode, command="replay")
     again = requests.get(f"http://127.0.0.1:{replay.port}/v1/things?x=1", timeout=10)
     assert again.headers["X-MockBox-Source"] == "mock" and again.json() == direct.json()
+
+
+HOSTILE_HEADERS = {
+    "X-Tpl": "{{ 7*7 }}",
+    "X-Stmt": "{% for i in range(3) %}x{% endfor %}",
+    "X-Cmt": "a{# hidden #}b",
+    "X-End": "{% endraw %}{{ 7*7 }}",
+}
+
+
+def test_recorded_answers_are_replayed_as_data(
+    mockbox: MockBoxFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    """An upstream's headers and bodies are text, even when they look like templates, and even
+    when a client's credential spells part of the escape that keeps them text (redaction runs
+    over what is written: it must not be able to take the escape apart)."""
+    body = {"tpl": "{{ 7*7 }}", "stmt": "{% set n = 3 %}{{ n }}", "cmt": "{# c #}"}
+    text = "{% for i in range(3) %}x{% endfor %}{{ 7*7 }}"
+    upstream.routes["/json"] = (
+        200,
+        {**HOSTILE_HEADERS, "Content-Type": "application/json"},
+        json.dumps(body).encode(),
+    )
+    upstream.routes["/text"] = (
+        200,
+        {**HOSTILE_HEADERS, "Content-Type": "text/plain"},
+        text.encode(),
+    )
+    mocks = tmp_path / "mocks"
+    recorder = mockbox(mocks, "--session", "hostile", command="record")
+    credential = {"Authorization": "Bearer {% raw %}", "X-Api-Key": "{% endraw %}"}
+    for path in ("/json", "/text"):
+        assert recorder.get(f"{upstream.url}{path}", headers=credential).status_code == 200
+    recorder.stop()
+    upstream.server.shutdown()
+    upstream.server.server_close()
+
+    replay = mockbox(mocks, "--session", "hostile", command="replay")
+    assert replay.health()["mocks"]["problems"] == []
+    as_json, as_text = replay.get(f"{upstream.url}/json"), replay.get(f"{upstream.url}/text")
+    for r in (as_json, as_text):
+        assert r.headers["X-MockBox-Source"] == "mock"
+        for name, value in HOSTILE_HEADERS.items():
+            assert r.headers[name] == value.replace("{% endraw %}", "REDACTED"), name
+    assert as_json.json() == body and as_text.text == text

@@ -13,10 +13,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from .mockfile import MOCK_FILE_SUFFIXES
-from .mockwriter import comment, dump_mock, host_file_name, join_mocks, literal, write_atomic
+from .mockwriter import (
+    body_file_name,
+    comment,
+    dump_mock,
+    host_file_name,
+    inside,
+    join_mocks,
+    literal_mock,
+    literal_path,
+    plain_host,
+    write_atomic,
+)
 
 # Never written: they describe one connection or one encoding, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -34,8 +44,9 @@ _DROP_RESPONSE_HEADERS = frozenset(
     }
 )
 _SKIP_METHODS = frozenset({"CONNECT"})
-_HOST_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")  # as the mock file schema allows
+_METHOD = re.compile(r"^[A-Za-z]+$")  # as the mock file schema allows
 _MIN_SECRET = 4  # shorter values are left alone: replacing "1" everywhere helps no one
+_SKIPPED_LISTED = 20  # answers not recorded named per host file; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +75,7 @@ class Rules:
     placeholder: str = "REDACTED"
     inline_limit: int = 16384
     generalize: bool = False
+    max_body_bytes: int = 10 << 20  # larger answers are not recorded (the recorder streams them)
 
     @classmethod
     def from_config(cls, record: Mapping[str, Any], generalize: bool = False) -> Rules:
@@ -73,6 +85,7 @@ class Rules:
             str(record["placeholder"]),
             int(record["inline_limit"]),
             generalize,
+            int(record["max_body_bytes"]),
         )
 
 
@@ -108,6 +121,8 @@ class _Host:
     items: dict[str, str] = field(default_factory=dict)
     flushed: set[str] = field(default_factory=set)  # body files this session wrote
     secrets_at_flush: int = 0  # how many secrets were known at the last flush
+    skipped: list[str] = field(default_factory=list)  # answers not recorded, for the header
+    skipped_total: int = 0
 
 
 class Session:
@@ -124,7 +139,11 @@ class Session:
 
     def add(self, ex: Exchange) -> str | None:
         """Take one exchange; returns the host file stem it went to (None when skipped)."""
-        if ex.method.upper() in _SKIP_METHODS or ex.scheme not in ("http", "https"):
+        if (
+            ex.method.upper() in _SKIP_METHODS
+            or ex.scheme not in ("http", "https")
+            or not _METHOD.match(ex.method)  # a mock cannot match it; the file would not load
+        ):
             return None
         stem = _host_stem(ex)
         host = self._hosts.setdefault(stem, _Host())
@@ -146,6 +165,18 @@ class Session:
             host.dirty = True
         return stem
 
+    def skip(self, ex: Exchange, size: str) -> None:
+        """Note an answer that was not recorded because its body (`size`, in words) is over
+        the cap: its host's file names it in its header comment."""
+        if ex.method.upper() in _SKIP_METHODS or ex.scheme not in ("http", "https"):
+            return
+        host = self._hosts.setdefault(_host_stem(ex), _Host())
+        host.skipped_total += 1
+        if len(host.skipped) < _SKIPPED_LISTED:
+            path = literal_path(ex.path)[:200]
+            host.skipped.append(f"{ex.method.upper()[:16]} {path} ({size})")
+        host.dirty = True
+
     def counts(self) -> dict[str, int]:
         """Requests seen so far, by host."""
         return {stem: h.seen for stem, h in self._hosts.items()}
@@ -163,7 +194,7 @@ class Session:
             secrets = self._ordered_secrets()
             learned = len(secrets) != host.secrets_at_flush  # new secrets since the last flush
             for name, content in host.files.items():
-                target = self.folder / name
+                target = inside(self.folder, name)
                 if target.exists() and not (learned and name in host.flushed):
                     continue
                 scrubbed = _scrub_bytes(content, secrets, self.rules.placeholder)
@@ -186,9 +217,9 @@ class Session:
         default_port = {"http": 80, "https": 443}[ex.scheme]
         host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
         request: dict[str, Any] = {"method": ex.method.upper()}
-        if _HOST_PATTERN.match(host):  # an IPv6 literal has no host pattern: any host then
+        if plain_host(host):  # an IPv6 literal has no host pattern: any host then
             request["host"] = host
-        request["path"] = _template_safe_path(ex.path)
+        request["path"] = literal_path(ex.path)
         query: dict[str, str] = {}
         for name, value in ex.query:
             if name.lower() not in self.rules.redact_query and name not in query:
@@ -226,7 +257,7 @@ class Session:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         response: dict[str, Any] = {"status": ex.status}
         if headers:
-            response["headers"] = literal(headers)
+            response["headers"] = headers
         body = ex.response_body
         if not body:
             return response
@@ -237,10 +268,7 @@ class Session:
             body = text.encode("utf-8")
             if len(body) <= rules.inline_limit:
                 parsed = _json(text)
-                if isinstance(parsed, (dict, list)):
-                    response["body"] = literal(parsed)
-                else:
-                    response["body"] = literal(text)
+                response["body"] = parsed if isinstance(parsed, (dict, list)) else text
                 return response
         else:
             body = _scrub_bytes(body, secrets, rules.placeholder)
@@ -271,13 +299,21 @@ class Session:
             key = json.dumps(mock, default=str)
             item = host.items.get(key)
             if item is None:
-                item = dump_mock(_scrub_tree(mock, secrets, self.rules.placeholder))
+                # Literal last: after redaction, which must not be able to undo an escape.
+                item = dump_mock(literal_mock(_scrub_tree(mock, secrets, self.rules.placeholder)))
             items[key] = item
         host.items = items
         header = (
             f"Recorded by MockBox (session {self.title!r}). Secrets are replaced by "
             f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
         )
+        if host.skipped_total:
+            header += (
+                f"\nNot recorded: answers over record.max_body_bytes ({self.rules.max_body_bytes})"
+                + "".join(f"\n  {line}" for line in host.skipped)
+            )
+            if host.skipped_total > len(host.skipped):
+                header += f"\n  ... and {host.skipped_total - len(host.skipped)} more"
         return join_mocks(list(items.values()), comment(header))
 
     def _ordered_secrets(self) -> list[str]:
@@ -375,9 +411,7 @@ def _body_file_name(stem: str, body: bytes, content_type: str) -> str:
     digest = hashlib.sha256(body).hexdigest()[:16]
     mime = content_type.partition(";")[0].strip().lower()
     ext = (mimetypes.guess_extension(mime) if mime else None) or ".bin"
-    if ext in MOCK_FILE_SUFFIXES:  # a body file must never be loaded as a mock file
-        ext = ".yaml.txt"
-    return f"{stem}.files/{digest}{ext}"
+    return body_file_name(f"{stem}.files", f"{digest}{ext}")
 
 
 # --- names and paths ---------------------------------------------------------------------------
@@ -386,12 +420,6 @@ def _body_file_name(stem: str, body: bytes, content_type: str) -> str:
 def _host_stem(ex: Exchange) -> str:
     default = (ex.scheme == "http" and ex.port == 80) or (ex.scheme == "https" and ex.port == 443)
     return host_file_name(ex.host if default else f"{ex.host}:{ex.port}").removesuffix(".yaml")
-
-
-def _template_safe_path(path: str) -> str:
-    """The path as seen, with the characters a path template reserves percent-encoded."""
-    path = path or "/"
-    return quote(path, safe="/%:@!$&'()*+,;=-._~") if re.search(r"[{}?#\s]", path) else path
 
 
 def _name(request: dict[str, Any]) -> str:

@@ -25,6 +25,8 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from .mockwriter import ImportResult, literal
+from .schemacheck import validator
+from .userregex import PatternError
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -319,7 +321,7 @@ def generate(schema: dict[str, Any], seed_key: str, report: Callable[[str], None
     report) when jsf cannot produce a valid one."""
     from jsf import JSF  # imported on use: it loads pydantic, which is slow to import
 
-    validator = jsonschema.Draft202012Validator(schema)
+    checker = validator(schema)  # regexes on RE2: the offline generator runs this live
     for attempt in range(_SEEDS):
         seed = int.from_bytes(hashlib.blake2b(f"{seed_key}#{attempt}".encode()).digest()[:8])
         state = random.getstate()
@@ -327,14 +329,14 @@ def generate(schema: dict[str, Any], seed_key: str, report: Callable[[str], None
             random.seed(seed)
             Faker.seed(seed)
             value = JSF(_prefer_examples(schema)).generate()
+            if checker.is_valid(value):
+                return value
         except Exception as e:  # jsf raises many kinds; one operation must not stop the rest
             report(f"cannot generate a body from the schema: {type(e).__name__}: {e}")
             return None
         finally:
             random.setstate(state)
-        if validator.is_valid(value):
-            return value
-    first = next(iter(validator.iter_errors(value)), None)
+    first = next(iter(checker.iter_errors(value)), None)
     report(f"no generated body fits the schema ({first.message if first else 'invalid'})")
     return None
 
@@ -354,9 +356,9 @@ def _prefer_examples(node: Any) -> Any:
         node = {**node, "example": _FIXED_FORMATS[node["format"]]}
     if "example" in node and "$ref" not in node:
         try:
-            if jsonschema.Draft202012Validator(node).is_valid(node["example"]):
+            if validator(node).is_valid(node["example"]):
                 return {"enum": [node["example"]]}
-        except (jsonschema.exceptions.SchemaError, Unresolvable):
+        except (jsonschema.exceptions.SchemaError, Unresolvable, PatternError):
             pass
     return {k: v if k in _NOT_SCHEMA_KEYS else _prefer_examples(v) for k, v in node.items()}
 

@@ -9,6 +9,7 @@ whose explanation of the nearest mocks runs every matcher once more."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,7 +19,10 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import CANARY_MOCK, Canary, MockBox, MockBoxFactory, write_mocks
+from mockbox.core.work import OffLoop, Work
+from mockbox.matching import QUEUE, MatchingGaveUp, MatchRunner
+
+from .conftest import CANARY_MOCK, CANARY_URL, Canary, MockBox, MockBoxFactory, write_mocks
 
 CATCH_ALL = """
   - name: catch-all
@@ -27,7 +31,6 @@ CATCH_ALL = """
     response: {status: 418, body: {caught: true}}
 """
 MODES = ["catch-all", "404"]
-WORST: dict[str, float] = {}  # the worst canary wait per test, printed at the end (-s)
 
 
 def start(mockbox: MockBoxFactory, tmp_path: Path, hostile: str, mode: str) -> MockBox:
@@ -64,7 +67,7 @@ def attack(
 
 
 def check_canary(canary: Canary, name: str) -> None:
-    WORST[name] = canary.worst
+    """The canary assertion, with the worst wait printed for the record (pytest -s)."""
     print(f"\n{name}: canary worst wait {canary.worst * 1000:.1f} ms ({len(canary.waits)} calls)")
     canary.assert_never_waited()
 
@@ -157,3 +160,65 @@ def test_jsonpath_over_a_large_body_does_not_stall(
         assert_refused(answers, mode, reasons[name])
     small = json.dumps({"a": {"x": 1, "name": "needle"}}).encode()
     assert box.request("POST", "http://api.test/j", data=small).json() == {"matched": True}
+
+
+def test_matching_past_its_timeout_answers_503_json(
+    mockbox: MockBoxFactory, tmp_path: Path
+) -> None:
+    config = tmp_path / "mockbox.yaml"
+    config.write_text("matching:\n  timeout: 0.05\n")
+    hostile = """
+  - name: hostile
+    request: {method: POST, path: /j, body: {jsonpath: '$..[?(@.name == "needle")]'}}
+    response: {body: {matched: true}}
+"""
+    text = "mocks:\n" + CANARY_MOCK + hostile
+    write_mocks(tmp_path / "mocks", "m.yaml", text)
+    box = mockbox(tmp_path / "mocks", "--unmatched", "404", "--config", str(config))
+    r = box.request("POST", "http://api.test/j", data=BODIES["500 kB"])
+    assert r.status_code == 503
+    assert r.json()["error"] == "MATCH_TIMEOUT" and "0.05 s" in r.json()["message"]
+    assert box.get(CANARY_URL).json() == {"ok": True}
+
+
+# --- the runner, in-process -------------------------------------------------------------------
+
+
+async def test_quick_matching_stays_on_the_loop_and_long_matching_moves_then_gives_up() -> None:
+    runner = MatchRunner(timeout=0.2)
+    ran_on: list[str] = []
+
+    def endless(work: Work) -> None:
+        ran_on.append(threading.current_thread().name)
+        while True:
+            work.tick()
+
+    assert await runner.run(lambda work: threading.current_thread().name) == "MainThread"
+    started = time.monotonic()
+    with pytest.raises(MatchingGaveUp) as gave_up:
+        await runner.run(endless)
+    assert gave_up.value.error == "MATCH_TIMEOUT"
+    assert 0.2 <= time.monotonic() - started < 0.5
+    assert ran_on == ["MainThread", "mockbox-match_0"]  # a slice on the loop, then the worker
+    runner.close()
+
+
+async def test_too_many_large_requests_at_once_are_refused_at_once() -> None:
+    runner = MatchRunner(timeout=5.0)
+    release = threading.Event()
+
+    def waits(work: Work) -> str:
+        if work.loop_until is not None:
+            raise OffLoop
+        release.wait(5)
+        return "done"
+
+    waiting = [asyncio.ensure_future(runner.run(waits)) for _ in range(QUEUE)]
+    await asyncio.sleep(0.05)
+    with pytest.raises(MatchingGaveUp) as gave_up:
+        await runner.run(waits)
+    assert gave_up.value.error == "MATCH_BUSY" and gave_up.value.retry_after == 1
+    release.set()
+    assert await asyncio.gather(*waiting) == ["done"] * QUEUE
+    assert await runner.run(waits) == "done"  # the slots were given back
+    runner.close()

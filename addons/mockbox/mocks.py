@@ -68,8 +68,13 @@ class MockServer:
                 )
             self.unmatched = unmatched
         if "mockbox_config" in updated:
-            self.runner.timeout = float(self.settings.config.get("matching", "timeout"))
-            self.runner.max_body_bytes = int(self.settings.config.get("matching", "max_body_bytes"))
+            timeout = float(self.settings.config.get("matching", "timeout"))
+            max_body = int(self.settings.config.get("matching", "max_body_bytes"))
+            if timeout <= 0 or max_body < 0:
+                raise exceptions.OptionsError(
+                    "matching.timeout must be above 0 and matching.max_body_bytes at least 0"
+                )
+            self.runner.timeout, self.runner.max_body_bytes = timeout, max_body
         if updated & {"mockbox_mocks", "mockbox_config"}:
             root = Path(str(self.settings.value("mockbox_mocks", "mocks"))).expanduser()
             if self.library is None or self.library.root != root.resolve():

@@ -195,4 +195,4 @@ def _expression(node: Expression, depth: int) -> JSONPath:
     try:
         return _RegexTest(node.target, compile_pattern(str(node.value)))
     except PatternError as e:
-        raise BodyPathError(f"the regex {node.value!r} in {node} cannot be used: {e}") from e
+        raise BodyPathError(f"bad regex {node.value!r} in {node}: {e}") from e

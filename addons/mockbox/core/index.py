@@ -135,11 +135,13 @@ class MockIndex:
         first; mocks are then explained in that order until no remaining one can rank."""
         work = work or Work()
         host = request.host.lower()
-        same_host = [m for m in self.mocks if m.host is None or m.host.test(host, request.port)]
-        bounded = []
-        for mock in same_host or self.mocks:
+        same_host: list[tuple[float, Mock]] = []
+        other_hosts: list[tuple[float, Mock]] = []
+        for mock in self.mocks:
             work.tick()
-            bounded.append((_lower_bound(mock, request), mock))
+            same = mock.host is None or mock.host.test(host, request.port)
+            (same_host if same else other_hosts).append((_lower_bound(mock, request), mock))
+        bounded = same_host or other_hosts  # another host's mocks only when none is this host's
         bounded.sort(key=lambda pair: pair[0])
         best: list[tuple[tuple[float, tuple[int, ...]], int, Candidate]] = []  # a max-heap
         for bound, mock in bounded:

@@ -30,7 +30,7 @@ def _compile_regex(pattern: str) -> UserPattern:
     try:
         return compile_pattern(pattern)
     except PatternError as e:
-        raise MatcherError(f"regex {pattern[:80]!r} cannot be used: {e}") from e
+        raise MatcherError(f"bad regex {pattern[:80]!r}: {e}") from e
 
 
 def _scalar_text(value: Any) -> str:

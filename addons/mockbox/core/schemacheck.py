@@ -113,7 +113,7 @@ def check_schema(schema: Any) -> None:
     except SchemaError as e:
         where = tuple(e.absolute_path)
         if isinstance(e.cause, PatternError):
-            raise SchemaProblem(f"the regex {e.instance!r} cannot be used: {e.cause}", where) from e
+            raise SchemaProblem(f"bad regex {e.instance!r}: {e.cause}", where) from e
         raise SchemaProblem(e.message, where) from e
     if _has_key(schema, "unevaluatedProperties") and _has_key(schema, "patternProperties"):
         raise SchemaProblem(

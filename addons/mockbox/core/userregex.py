@@ -125,7 +125,7 @@ def explain(text: str, error: str) -> str:
         error == _OP + "(?P" and "(?P=" in text
     ):
         return _BACKREFERENCES
-    return f"RE2 cannot compile it: {error}"
+    return error  # RE2's own words: a syntax error
 
 
 def _has_empty_minimum(text: str) -> bool:

@@ -25,7 +25,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from .mockwriter import ImportResult, literal
-from .schemacheck import validator
+from .schemacheck import SchemaProblem, check_schema, validator
 from .userregex import PatternError
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
@@ -216,7 +216,9 @@ def _operation(
             schema = None
             if "schema" in media_obj:
                 schema = _Bundler(spec).bundle(media_obj["schema"], (*media_place, "schema"))
-                openapi["response_schema"] = schema
+                schema = _usable(spec, schema, (*media_place, "schema"))
+                if schema is not None:
+                    openapi["response_schema"] = schema
             body = _body(spec, media_obj, schema, media_place, f"{method} {route}")
             if body is not None and not isinstance(body, str) and not _is_json(content_type):
                 spec.problem(
@@ -229,7 +231,7 @@ def _operation(
                 body = json.dumps(body)  # a JSON string, quoted: a plain string is sent as text
             if body is not None:
                 answer["body"] = literal(body)
-    request_schema = _request_schema(spec, op, place)
+    request_schema = _usable(spec, _request_schema(spec, op, place), (*place, "requestBody"))
     if request_schema is not None:
         openapi["request_schema"] = request_schema
     openapi["source"] = spec.path.name
@@ -314,6 +316,19 @@ def _body(spec: _Spec, media: dict[str, Any], schema: Any, place: DocPath, seed_
     if isinstance(schema.get("examples"), list) and schema["examples"]:
         return schema["examples"][0]
     return generate(schema, seed_key, lambda message: spec.problem((*place, "schema"), message))
+
+
+def _usable(spec: _Spec, schema: Any, place: DocPath) -> Any:
+    """`schema` if a mock can carry it (see schemacheck: regexes must run on RE2), else None
+    and a problem: the mock is imported without it."""
+    if schema is None:
+        return None
+    try:
+        check_schema(schema)
+    except SchemaProblem as e:
+        spec.problem((*place, *e.where), f"the schema is left out of the mock: {e}")
+        return None
+    return schema
 
 
 def generate(schema: dict[str, Any], seed_key: str, report: Callable[[str], None]) -> Any:

@@ -119,7 +119,7 @@ class MockIndex:
         if len(found) > 1:
             found.sort(key=lambda m: m.sort_key, reverse=True)
         for mock in found:
-            work.check()
+            work.tick()
             if accepts(mock, request, work):
                 params = mock.path.match(request.segments)
                 assert params is not None  # the trie only yields templates that match

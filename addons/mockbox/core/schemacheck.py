@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from jsonschema.exceptions import SchemaError
 from jsonschema.protocols import Validator
 
-from .userregex import PatternError, compile_pattern
+from .userregex import PatternError, check_pattern, compile_pattern
 
 
 class SchemaProblem(ValueError):
@@ -80,7 +80,7 @@ def _additional_properties(
 
 def _regex_format(instance: object) -> bool:
     if isinstance(instance, str):
-        compile_pattern(instance)
+        check_pattern(instance)
     return True
 
 

@@ -53,9 +53,19 @@ def _options() -> Any:
 _OPTIONS = _options()
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=1024)
 def compile_pattern(text: str) -> UserPattern:
-    """The RE2 form of `text`; PatternError says which feature RE2 lacks and what to write."""
+    """The RE2 form of `text`; PatternError says which feature RE2 lacks and what to write.
+    Cached: a schema's patterns are compiled again at every validation."""
+    return _compile(text)
+
+
+def check_pattern(text: str) -> None:
+    """Raise PatternError unless RE2 can run `text`; uncached, for text from requests."""
+    _compile(text)
+
+
+def _compile(text: str) -> UserPattern:
     if len(text) > MAX_PATTERN_CHARS:
         raise PatternError(f"the pattern is longer than {MAX_PATTERN_CHARS} characters")
     if _has_empty_minimum(text):

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .mockwriter import ImportResult, literal
-from .userregex import PatternError, compile_pattern
+from .userregex import PatternError, check_pattern
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 _FAULTS = {"CONNECTION_RESET_BY_PEER": "connection_reset", "EMPTY_RESPONSE": "empty_reply"}
@@ -377,7 +377,7 @@ def _convert(
 def _regex(pattern: str, where: DocPath) -> str:
     """`pattern` if MockBox can run it (RE2), else the mapping is not imported, with why."""
     try:
-        compile_pattern(pattern)
+        check_pattern(pattern)
     except PatternError as e:
         raise Unmappable(where, f"bad regex {pattern!r}: {e}") from e
     return pattern

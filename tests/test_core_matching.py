@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
 
+from mockbox.core.ai_answer import check_answer
+from mockbox.core.bodypath import MAX_STEPS
 from mockbox.core.library import MockLibrary
+from mockbox.core.openapi_import import generate
 from mockbox.core.render import render
 from mockbox.core.request import Headers, RequestView
 from mockbox.core.templating import TemplateEngine
+from mockbox.core.work import MatchTimeout, Work
+
+from .fuzzing import time_bound
 
 
 def library(tmp_path: Path, text: str) -> MockLibrary:
@@ -169,6 +177,150 @@ def test_many_mocks_each_found(tmp_path: Path) -> None:
     for i in (0, 17, 2999):
         assert matched_name(lib, req(path=f"/items/{i}/detail")) == f"m{i}"
     assert matched_name(lib, req(path="/items/3000/detail")) is None
+
+
+# --- issue 13: user regexes on RE2, bounded JSONPath and bodies ---------------------------------
+
+
+def test_hostile_regexes_match_in_linear_time(tmp_path: Path) -> None:
+    """The findings: `^(a+)+$` against 27 characters took 5.7 s, `^(\\w+\\s?)*$` against 29 took
+    44.5 s (also when explaining the nearest mocks), Python's `re` in a JSONPath `=~` alike."""
+    lib = library(
+        tmp_path,
+        r"""
+mocks:
+  - {name: header, request: {path: /h, headers: {X-A: {regex: "^(a+)+$"}}}, response: {body: h}}
+  - {name: query, request: {path: /q, query: {a: {regex: "^(a|aa)+$"}}}, response: {body: q}}
+  - name: body
+    request: {method: POST, path: /b, body: {regex: '^(\w+\s?)*$'}}
+    response: {body: b}
+  - name: jsonpath
+    request: {method: POST, path: /j, body: {jsonpath: '$[?(@.n =~ "^(a+)+$")]'}}
+    response: {body: j}
+""",
+    )
+    evil = "a" * 40 + "!"
+    requests = [
+        req(path="/h", headers=(("X-A", evil),)),
+        req(path="/q", query=(("a", evil),)),
+        req("POST", "/b", body=evil.encode()),
+        req("POST", "/j", body=json.dumps([{"n": evil}]).encode()),
+    ]
+    with time_bound(2.0):
+        for r in requests:
+            assert lib.index.match(r) is None
+            (nearest,) = lib.index.nearest(r, limit=1)
+            assert nearest.reasons
+    assert matched_name(lib, req(path="/h", headers=(("X-A", "aaa"),))) == "header"
+    assert matched_name(lib, req("POST", "/b", body=b"ab cd")) == "body"
+    assert matched_name(lib, req("POST", "/j", body=b'[{"n": "aa"}]')) == "jsonpath"
+
+
+REFUSED = """
+mocks:
+  - name: lookahead
+    request: {path: /a, headers: {X-A: {regex: "^(?=admin)"}}}
+    response: {body: a}
+  - name: backreference
+    request: {path: /b, query: {q: {regex: '(\\w)\\1'}}}
+    response: {body: b}
+  - name: possessive
+    request: {method: POST, path: /c, body: {regex: "a*+b"}}
+    response: {body: c}
+  - name: jsonpath regex
+    request: {method: POST, path: /d, body: {jsonpath: '$[?(@.n =~ "(?<!x)y")]'}}
+    response: {body: d}
+  - name: jsonpath arithmetic
+    request: {method: POST, path: /e, body: {jsonpath: "$.a * $.b"}}
+    response: {body: e}
+  - name: schema pattern
+    request: {path: /f}
+    response: {body: {id: x}}
+    openapi:
+      response_schema:
+        type: object
+        properties:
+          id: {type: string, pattern: "^(?P<c>.)(?P=c)$"}
+"""
+
+
+def test_patterns_re2_cannot_run_are_refused_with_file_line_and_the_re2_way(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "m.yaml").write_text(REFUSED)
+    (tmp_path / "ok.yaml").write_text("mocks:\n  - {name: fine, request: {path: /}, response: {}}")
+    lib = MockLibrary(tmp_path, TemplateEngine())
+    report = lib.refresh()
+    assert [m.name for m in lib.index.mocks] == ["fine"]  # the other file still serves
+    found = {p.mock: (p.file.name, p.line, p.message) for p in report.problems}
+    assert found["lookahead"][:2] == ("m.yaml", 4)
+    assert "lookahead `(?=...)` is not supported by RE2" in found["lookahead"][2]
+    assert found["backreference"][1] == 7 and "backreferences" in found["backreference"][2]
+    assert found["possessive"][1] == 10 and "drop the last `+`" in found["possessive"][2]
+    assert found["jsonpath regex"][1] == 13 and "lookbehind" in found["jsonpath regex"][2]
+    assert found["jsonpath arithmetic"][1] == 16 and "arithmetic" in found["jsonpath arithmetic"][2]
+    assert found["schema pattern"][1] == 25  # the line of the pattern inside the schema
+    assert "backreferences" in found["schema pattern"][2]
+
+
+def test_a_body_over_the_cap_fails_body_matchers_and_the_404_says_why(tmp_path: Path) -> None:
+    lib = library(
+        tmp_path,
+        """
+mocks:
+  - {name: by body, request: {method: POST, path: /x, body: {contains: ne}}, response: {body: b}}
+  - {name: any body, request: {method: POST, path: /y}, response: {body: a}}
+""",
+    )
+    bounds = Work(max_body_bytes=100)
+    small, large = b"needle", b"needle" + b" " * 100
+    assert lib.index.match(req("POST", "/x", body=small), bounds) is not None
+    assert lib.index.match(req("POST", "/x", body=large), bounds) is None
+    assert lib.index.match(req("POST", "/y", body=large), bounds) is not None  # no body matcher
+    (nearest,) = lib.index.nearest(req("POST", "/x", body=large), 1, bounds)
+    assert nearest.reasons == (
+        "body is 106 bytes, more than the 100 that body matchers look at (matching.max_body_bytes)",
+    )
+
+
+def test_jsonpath_work_is_bounded_by_steps_and_by_the_deadline(tmp_path: Path) -> None:
+    lib = library(
+        tmp_path,
+        """
+mocks:
+  - {name: deep, request: {method: POST, path: /j, body: {jsonpath: "$..x"}}, response: {body: j}}
+  - name: includes
+    request: {method: POST, path: /i, body: {json_includes: {items: [{id: -1}, {id: -2}]}}}
+    response: {body: i}
+""",
+    )
+    many = json.dumps({"items": [{"id": i, "tags": ["a"]} for i in range(60_000)]}).encode()
+    roomy = Work(max_body_bytes=len(many))
+    with time_bound(5.0):
+        assert lib.index.match(req("POST", "/j", body=many), roomy) is None
+        (nearest,) = lib.index.nearest(req("POST", "/j", body=many), 1, roomy)
+    assert nearest.reasons == (
+        "body does not match: JSONPath $..x present (the JSONPath visited more than "
+        f"{MAX_STEPS} values)",
+    )
+    soon = Work(deadline=time.monotonic() + 0.05, max_body_bytes=len(many))
+    started = time.monotonic()
+    with pytest.raises(MatchTimeout):
+        lib.index.match(req("POST", "/i", body=many), soon)
+    assert time.monotonic() - started < 0.5
+
+
+def test_openapi_patterns_run_on_re2_when_answers_are_checked_and_generated() -> None:
+    """A mock's OpenAPI schema is checked against AI answers and drives the offline generator,
+    both on the request path: its `pattern` must not backtrack on what a model wrote."""
+    schema = {"type": "object", "properties": {"id": {"type": "string", "pattern": "^(a+)+$"}}}
+    evil = "a" * 40 + "!"
+    with time_bound(2.0):
+        checked = check_answer({"status": 200, "headers": {}, "body": {"id": evil}}, schema)
+        generated = generate({**schema["properties"]["id"], "example": evil}, "k", lambda _: None)
+    assert checked.answer is None
+    assert any("does not match '^(a+)+$'" in e for e in checked.errors)
+    assert generated is None or re.fullmatch("a+", generated)
 
 
 def render_body(lib: MockLibrary, request: RequestView) -> object:

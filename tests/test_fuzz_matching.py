@@ -1,10 +1,13 @@
 """Property/fuzz tests for matching (matchers.py, pathtemplate.py, index.py, request.py): any
 request is matched or explained without an exception, a path built from a template matches it
-with the same parameters, and the index answers exactly what a linear scan would."""
+with the same parameters, the index answers exactly what a linear scan would (and the nearest
+mocks what explaining every mock would). User regexes: RE2 agrees with `re` where both apply,
+and hostile patterns and inputs stay linear; any JSONPath is refused or bounded."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -13,14 +16,17 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mockbox.core.index import MockIndex, accepts, explain
+from mockbox.core.bodypath import BodyPathError, TooMuchWork, compile_path
+from mockbox.core.index import Candidate, MockIndex, accepts, explain
 from mockbox.core.mockfile import load_mock_text
 from mockbox.core.model import ANY_METHOD, Mock
 from mockbox.core.pathtemplate import Param, PathTemplate
 from mockbox.core.request import Headers, RequestView
 from mockbox.core.templating import TemplateEngine
+from mockbox.core.userregex import PatternError, compile_pattern
+from mockbox.core.work import Work
 
-from .fuzzing import json_values
+from .fuzzing import json_values, time_bound
 
 ENGINE = TemplateEngine()
 ROOT = Path("/nonexistent-mockbox-root")
@@ -234,3 +240,134 @@ def test_template_segments_are_parameters_or_decoded_literals() -> None:
     """The parser's view that the properties above rely on."""
     template = PathTemplate.parse("/a%20b/{id}/{rest*}")
     assert template.segments == ("a b", Param("id")) and template.catchall == "rest"
+
+
+def brute_nearest(mocks: list[Mock], req: RequestView, limit: int) -> list[Candidate]:
+    """What `nearest` must answer: every mock explained, the `limit` lowest scores."""
+    same_host = [m for m in mocks if m.host is None or m.host.test(req.host.lower(), req.port)]
+    explained = [explain(m, req) for m in same_host or mocks]
+    best = sorted(explained, key=lambda c: (c.score, tuple(-k for k in c.mock.sort_key)))
+    return best[:limit]
+
+
+@given(st.lists(mock_specs(), min_size=1, max_size=12), st.lists(test_requests, max_size=10))
+def test_nearest_answers_what_explaining_every_mock_answers(
+    specs: list[dict[str, Any]], reqs: list[RequestView]
+) -> None:
+    """`nearest` explains only the mocks a cheap lower bound cannot rule out; the answer must
+    be the one explaining every mock gives."""
+    mocks = load(specs)
+    index = MockIndex(mocks)
+    for req in reqs:
+        for limit in (1, 3):
+            got = [(c.mock, c.reasons) for c in index.nearest(req, limit)]
+            assert got == [(c.mock, c.reasons) for c in brute_nearest(mocks, req, limit)]
+
+
+# --- user regexes: RE2 agrees with `re`, and hostile ones stay linear --------------------------
+
+atoms = st.sampled_from(
+    [
+        "a",
+        "b",
+        "0",
+        " ",
+        "-",
+        "é",
+        ".",
+        r"\d",
+        r"\w",
+        r"\s",
+        r"\D",
+        r"\W",
+        "[ab]",
+        "[^a]",
+        "[a-c0-9]",
+    ]
+)
+
+
+def _quantified(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    quantifiers = st.sampled_from(["*", "+", "?", "*?", "+?", "{2}", "{0,2}", "{1,3}", ""])
+    return st.tuples(inner, quantifiers).map(lambda t: t[0] + t[1])
+
+
+def _extend(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    groups = inner.map(lambda p: f"({p})") | inner.map(lambda p: f"(?:{p})")
+    sequence = st.lists(_quantified(atoms | groups), min_size=1, max_size=4).map("".join)
+    return sequence | st.tuples(inner, inner).map("|".join)
+
+
+patterns = st.recursive(atoms, _extend, max_leaves=8)
+anchored = st.tuples(st.sampled_from(["", "^", r"\A", r"\b"]), patterns, st.sampled_from(["", "$"]))
+# No newline: Python's `$` also matches before a final newline, RE2's only at the very end.
+texts = st.text(alphabet="ab0 _-\té", max_size=20)
+
+
+@given(anchored.map("".join), texts)
+def test_re2_and_re_agree_on_patterns_both_support(pattern: str, text: str) -> None:
+    """RE2's `\\d \\w \\s \\b` are ASCII, so `re` is asked with re.ASCII (userregex says so)."""
+    assert compile_pattern(pattern).search(text) == bool(re.search(pattern, text, re.ASCII))
+
+
+nested = st.sampled_from(
+    [
+        r"^(a+)+$",
+        r"^(a|a)*$",
+        r"^(a|aa)+$",
+        r"^(\w+\s?)*$",
+        r"(.*a){12}",
+        r"^(a*)*b",
+        r"(a?){25}a{25}",
+    ]
+)
+
+
+@given(
+    nested | anchored.map(lambda t: f"^({t[1]})+$"),
+    st.sampled_from(["a", "ab", "a ", "é"]),
+    st.integers(1, 20_000),
+    st.sampled_from(["", "!", "b", "\n"]),
+)
+def test_hostile_patterns_against_hostile_inputs_take_linear_time(
+    pattern: str, unit: str, repeat: int, end: str
+) -> None:
+    compiled = compile_pattern(pattern)
+    with time_bound(1.0):
+        compiled.search(unit * repeat + end)
+
+
+@given(st.text(max_size=40))
+def test_any_pattern_compiles_or_is_refused_with_a_reason(pattern: str) -> None:
+    try:
+        compile_pattern(pattern)
+    except PatternError as e:
+        assert str(e)
+
+
+# --- JSONPath: any expression is refused at load or evaluated within its step budget -----------
+
+path_steps = st.sampled_from(
+    ["..", ".*", "[*]", ".a", "['a','a','a']", "[0,0,0]", "[?(@.a)]", '[?(@ =~ "(a+)+$")]', "[0:5]"]
+)
+deep_doc = st.recursive(
+    st.sampled_from([0, "a" * 30 + "!", None]),
+    lambda inner: (
+        st.lists(inner, min_size=3, max_size=6)
+        | st.dictionaries(st.sampled_from(["a", "b"]), inner, min_size=1)
+    ),
+    max_leaves=60,
+)
+
+
+@given(st.lists(path_steps, min_size=1, max_size=12).map(lambda s: "$" + "".join(s)), deep_doc)
+def test_any_jsonpath_is_refused_or_bounded_by_its_budget(expression: str, doc: Any) -> None:
+    try:
+        path = compile_path(expression)
+    except BodyPathError:
+        return
+    with time_bound(5.0):
+        try:
+            path.find(doc, Work())
+        except TooMuchWork as e:
+            assert str(e)

@@ -377,7 +377,14 @@ def test_huge_and_truncated_bodies(fuzz: Fuzzer) -> None:
     target = b"http://api.fuzz.test/orders"
     padding = b"a" * (5 * MB)
     huge = b'{"id": 1, "pad": "' + padding + b'"}'
-    assert assert_mockbox_json(fuzz.send(post(target, huge)), 201) == {"created": True}
+    # Past matching.max_body_bytes (512 KiB) body matchers do not look, and the 404 says so.
+    refused = assert_mockbox_json(fuzz.send(post(target, huge)), 404)["nearest"][0]
+    assert refused["mock"] == "order one" and refused["reasons"] == [
+        f"body is {len(huge)} bytes, more than the 524288 that body matchers look at "
+        "(matching.max_body_bytes)"
+    ]
+    big = b'{"id": 1, "pad": "' + padding[: MB // 4] + b'"}'
+    assert assert_mockbox_json(fuzz.send(post(target, big)), 201) == {"created": True}
     not_json = fuzz.send(post(target, padding))
     assert assert_mockbox_json(not_json, 404)["error"] == "NO_MOCK_MATCHED"
     # The client sends 2 MB of an announced 8 MB and goes away.

@@ -12,6 +12,11 @@ import pytest
 import requests
 import yaml
 
+from mockbox.core.library import MockLibrary
+from mockbox.core.request import Headers, RequestView
+from mockbox.core.templating import TemplateEngine
+from mockbox.core.wiremock_import import import_wiremock
+
 from .conftest import BIN, MockBoxFactory
 
 MAPPINGS = {
@@ -182,3 +187,36 @@ def test_wiremock_priority_and_names_carry_over(
     assert "priority" not in mocks["active users"]
     assert mocks["GET /api/report"]["response"]["body_file"] == "wm.files/report.xml"
     assert (out / "wm.files" / "report.xml").exists()
+
+
+def test_wiremock_regexes_are_imported_only_when_re2_runs_them(tmp_path: Path) -> None:
+    """Mock regexes run on RE2 (issue 13): what needs a lookaround (doesNotMatch, several
+    cookies in any order, a Java pattern with one) is not imported, and says why; a single
+    cookie imports as a regex that loads and matches."""
+    stubs = {
+        "mappings": [
+            {"request": {"url": "/a", "headers": {"X": {"doesNotMatch": "x.*"}}}},
+            {"request": {"url": "/b", "cookies": {"s": {"equalTo": "1"}, "t": {"equalTo": "2"}}}},
+            {"request": {"url": "/c", "queryParameters": {"q": {"matches": "(?!admin).*"}}}},
+            {"request": {"url": "/d", "cookies": {"session": {"equalTo": "a.b"}}}},
+        ]
+    }
+    (tmp_path / "wm").mkdir()
+    (tmp_path / "wm" / "stubs.json").write_text(json.dumps(stubs, indent=2))
+    result = import_wiremock(tmp_path / "wm")
+    problems = "\n".join(result.problems)
+    assert "mappings.0.request.headers.X.doesNotMatch: doesNotMatch cannot be written" in problems
+    assert "mappings.1.request.cookies: only one cookie matcher can be imported" in problems
+    assert "mappings.2.request.queryParameters.q.matches: bad regex '^(?:(?!admin).*)$': " in (
+        problems
+    )
+    assert "negative lookahead" in problems
+    (mock,) = result.mocks
+    (tmp_path / "mocks").mkdir()
+    (tmp_path / "mocks" / "m.yaml").write_text(yaml.safe_dump({"mocks": [mock]}))
+    library = MockLibrary(tmp_path / "mocks", TemplateEngine())
+    assert library.refresh().problems == []
+    cookie = Headers([("Cookie", "a=1; session=a.b; z=2")])
+    assert library.index.match(RequestView("GET", "http", "h", 80, "/d", (), cookie)) is not None
+    other = Headers([("Cookie", "session=a.bc")])
+    assert library.index.match(RequestView("GET", "http", "h", 80, "/d", (), other)) is None

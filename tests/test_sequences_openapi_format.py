@@ -110,7 +110,7 @@ def test_openapi_bad_schema_names_its_line(tmp_path: Path) -> None:
     bad = OPENAPI_MOCK.replace("id: {type: integer}", "id: {type: whole-number}")
     loaded = _load(tmp_path, bad)
     (problem,) = loaded.problems
-    assert problem.line == 11 and problem.mock == "getPet"
+    assert problem.line == 18 and problem.mock == "getPet"  # the line of the bad keyword
     assert "response_schema is not a valid JSON Schema at $defs/Pet/properties/id/type" in (
         problem.message
     )

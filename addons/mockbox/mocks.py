@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 from collections.abc import Callable, Collection
+from functools import partial
 from pathlib import Path
 
 from mitmproxy import command, exceptions, http
@@ -20,6 +22,7 @@ from .core.safefile import FileLimits
 from .core.sequence import SequenceCounters
 from .core.templating import TemplateEngine, TemplateError
 from .flows import MOCK_ID, RECORDING, answer, answer_json, request_view, reset_connection
+from .matching import MatchingGaveUp, MatchRunner
 from .metrics import Metrics
 from .settings import OptionalStr, Settings
 
@@ -37,6 +40,7 @@ class MockServer:
         self.library: MockLibrary | None = None
         self.unmatched = "404"
         self.sequences = SequenceCounters()
+        self.runner = MatchRunner()
         self._watcher: asyncio.Task[None] | None = None
         # Called after a reload changed what is served (not on the first load).
         self.reload_listeners: list[Callable[[ReloadReport], None]] = []
@@ -64,6 +68,14 @@ class MockServer:
                     f"unmatched must be one of {', '.join(UNMATCHED_CHOICES)}, not {unmatched!r}"
                 )
             self.unmatched = unmatched
+        if "mockbox_config" in updated:
+            timeout = float(self.settings.config.get("matching", "timeout"))
+            max_body = int(self.settings.config.get("matching", "max_body_bytes"))
+            if timeout <= 0 or max_body < 0:
+                raise exceptions.OptionsError(
+                    "matching.timeout must be above 0 and matching.max_body_bytes at least 0"
+                )
+            self.runner.timeout, self.runner.max_body_bytes = timeout, max_body
         if updated & {"mockbox_mocks", "mockbox_config"}:
             root = Path(str(self.settings.value("mockbox_mocks", "mocks"))).expanduser()
             limits = FileLimits.from_config(self.settings.config.get("mock_files"))
@@ -77,6 +89,11 @@ class MockServer:
                 self.library.limits = limits  # applies from the next reload
 
     def running(self) -> None:
+        # What is loaded by now lives as long as the process: keep it out of the collector's
+        # full walks, which run on whatever thread allocates and so hold the event loop (75 ms
+        # each while workers match large bodies, 20-30 ms once it is frozen).
+        gc.collect()
+        gc.freeze()
         interval = float(self.settings.config.get("reload", "interval"))
         if interval > 0 and self._watcher is None:
             self._watcher = asyncio.create_task(self._watch(interval))
@@ -85,6 +102,7 @@ class MockServer:
         if self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
+        self.runner.close()
 
     @command.command("mockbox.reload")
     def reload(self) -> None:
@@ -140,14 +158,20 @@ class MockServer:
             )
         self.metrics.mocks_loaded.set(len(self.library.index))
 
-    def match(self, flow: http.HTTPFlow) -> Match | None:
+    async def match(self, flow: http.HTTPFlow) -> Match | None:
         """The mock that answers `flow`, looked up once per flow: the rate limiter asks first
-        (the mock decides the tier), then this addon serves it."""
+        (the mock decides the tier), then this addon serves it. Matching that gives up (too
+        slow, too many large requests at once) answers the flow with a 503 JSON error."""
         if MATCH not in flow.metadata:
-            library = self.library
-            flow.metadata[MATCH] = library.index.match(request_view(flow)) if library else None
-        found: Match | None = flow.metadata[MATCH]
-        return found
+            library, found = self.library, None
+            if library is not None:
+                try:
+                    found = await self.runner.run(partial(library.index.match, request_view(flow)))
+                except MatchingGaveUp as e:
+                    _gave_up(flow, e)
+            flow.metadata[MATCH] = found
+        match: Match | None = flow.metadata[MATCH]
+        return match
 
     @property
     def unmatched_to_ai(self) -> bool:
@@ -161,11 +185,13 @@ class MockServer:
         if flow.metadata.get(RECORDING):
             return  # recording: everything goes to the real upstream
         view = request_view(flow)
-        match = self.match(flow)
+        match = await self.match(flow)
+        if flow.response:
+            return  # matching gave up
         if match is not None:
             await self._serve(flow, view, match, library.engine)
         elif self.unmatched == "404":
-            answer_json(flow, 404, _no_match(library, view), "mock")
+            answer_json(flow, 404, await _no_match(library, view, self.runner), "mock")
         else:
             flow.metadata[UNMATCHED] = True
 
@@ -210,17 +236,29 @@ class MockServer:
             answer(flow, rendered, "mock")
 
 
-def _no_match(library: MockLibrary, view: RequestView) -> dict[str, object]:
-    nearest = library.index.nearest(view)
-    explained = f"; the nearest {len(nearest)} are listed with why each did not match."
+async def _no_match(
+    library: MockLibrary, view: RequestView, runner: MatchRunner
+) -> dict[str, object]:
+    try:
+        nearest = await runner.run(partial(library.index.nearest, view, 3))
+        explained = f"; the nearest {len(nearest)} are listed with why each did not match."
+    except MatchingGaveUp as e:  # still a 404: only the explanation is missing
+        nearest, explained = [], f"; the nearest mocks are not listed: {e.message}"
     return {
         "error": "NO_MOCK_MATCHED",
         "message": f"No mock matched {view.method} {view.url}"
-        + (explained if nearest else "; no mocks are loaded."),
+        + (explained if nearest or library.index.mocks else "; no mocks are loaded."),
         "request": {"method": view.method, "url": view.url},
         "nearest": [c.to_json() for c in nearest],
         "mocks_loaded": len(library.index),
     }
+
+
+def _gave_up(flow: http.HTTPFlow, e: MatchingGaveUp) -> None:
+    answer_json(flow, 503, {"error": e.error, "message": e.message}, "mock")
+    if e.retry_after is not None:
+        assert flow.response is not None
+        flow.response.headers["Retry-After"] = str(e.retry_after)
 
 
 def _delay_seconds(delay: Delay) -> float:

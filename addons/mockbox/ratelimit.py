@@ -121,7 +121,7 @@ class RateLimiter:
         if flow.metadata.get(BACKGROUND) or flow.metadata.get(RECORDING):
             return  # MockBox's own request (no client to limit), or recording: it goes upstream
         assert limiter is not None  # made with the policy
-        match = self.mocks.match(flow)
+        match = await self.mocks.match(flow)
         view = request_view(flow)
         chosen = policy.select(view, match.mock if match else None, self.mocks.unmatched_to_ai)
         if chosen is None:

@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
 from referencing.exceptions import Unresolvable
+
+from .schemacheck import validator
+from .userregex import PatternError
 
 # The JSON Schema the model is asked to follow (OpenAI structured output, Anthropic tool input).
 ANSWER_SCHEMA: dict[str, Any] = {
@@ -138,10 +140,10 @@ def check_answer(
 
 
 def _schema_errors(body: Any, body_schema: dict[str, Any]) -> list[str]:
-    validator = jsonschema.Draft202012Validator(body_schema)
     try:
-        found = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))[:10]
-    except Unresolvable as e:  # a schema loaded before $refs were checked: refuse, don't crash
+        errors = validator(body_schema).iter_errors(body)  # its regexes run on RE2
+        found = sorted(errors, key=lambda e: list(e.absolute_path))[:10]
+    except (Unresolvable, PatternError) as e:  # a schema loaded unchecked: refuse, don't crash
         return [f"the API's schema cannot be used: {e}"]
     return [
         f"body does not match the API's schema at "

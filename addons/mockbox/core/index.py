@@ -1,5 +1,8 @@
 """The match index: method → host → a trie of path segments, so lookup cost does not grow
-with the number of mocks. Also explains, for a request nothing matched, the nearest mocks."""
+with the number of mocks. Also explains, for a request nothing matched, the nearest mocks.
+
+Both take a Work: the bounds (time, event-loop slice, body size) of one request's matching.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Any
 
+from .bodypath import TooMuchWork
 from .model import ANY_METHOD, Mock
 from .pathtemplate import Param
 from .request import RequestView
+from .work import Work
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +99,9 @@ class MockIndex:
     def __len__(self) -> int:
         return len(self.mocks)
 
-    def match(self, request: RequestView) -> Match | None:
+    def match(self, request: RequestView, work: Work | None = None) -> Match | None:
         """The best mock for `request`: highest priority, then most specific, then first loaded."""
+        work = work or Work()
         host = request.host.lower()
         segments = request.segments
         found: list[Mock] = []
@@ -113,26 +119,46 @@ class MockIndex:
         if len(found) > 1:
             found.sort(key=lambda m: m.sort_key, reverse=True)
         for mock in found:
-            if accepts(mock, request):
+            work.tick()
+            if accepts(mock, request, work):
                 params = mock.path.match(request.segments)
                 assert params is not None  # the trie only yields templates that match
                 return Match(mock, params)
         return None
 
-    def nearest(self, request: RequestView, limit: int = 3) -> list[Candidate]:
-        """Up to `limit` mocks closest to matching `request`, each with its reasons."""
+    def nearest(
+        self, request: RequestView, limit: int = 3, work: Work | None = None
+    ) -> list[Candidate]:
+        """Up to `limit` mocks closest to matching `request`, each with its reasons.
+
+        A cheap lower bound of every mock's score (method, host, path, no matchers) comes
+        first; mocks are then explained in that order until no remaining one can rank."""
+        work = work or Work()
         host = request.host.lower()
-        same_host = [m for m in self.mocks if m.host is None or m.host.test(host, request.port)]
-        pool = same_host or self.mocks
-        scored = (explain(m, request) for m in pool)
-        return heapq.nsmallest(limit, scored, key=lambda c: (c.score, _neg(c.mock.sort_key)))
+        same_host: list[tuple[float, Mock]] = []
+        other_hosts: list[tuple[float, Mock]] = []
+        for mock in self.mocks:
+            work.tick()
+            same = mock.host is None or mock.host.test(host, request.port)
+            (same_host if same else other_hosts).append((_lower_bound(mock, request), mock))
+        bounded = same_host or other_hosts  # another host's mocks only when none is this host's
+        bounded.sort(key=lambda pair: pair[0])
+        best: list[tuple[tuple[float, tuple[int, ...]], int, Candidate]] = []  # a max-heap
+        for bound, mock in bounded:
+            if len(best) == limit and bound > -best[0][0][0]:
+                break
+            work.tick()
+            candidate = explain(mock, request, work)
+            rank = (-candidate.score, mock.sort_key)  # negated: heapq keeps the smallest first
+            entry = (rank, id(mock), candidate)
+            if len(best) < limit:
+                heapq.heappush(best, entry)
+            elif rank > best[0][0]:
+                heapq.heapreplace(best, entry)
+        return [c for _, _, c in sorted(best, key=lambda e: e[0], reverse=True)]
 
 
-def _neg(key: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(-k for k in key)
-
-
-def accepts(mock: Mock, request: RequestView) -> bool:
+def accepts(mock: Mock, request: RequestView, work: Work | None = None) -> bool:
     """The non-path matchers (host port, query, headers, body) all pass."""
     if mock.host is not None and mock.host.port is not None and request.port != mock.host.port:
         return False
@@ -146,22 +172,21 @@ def accepts(mock: Mock, request: RequestView) -> bool:
             value = headers.get(name)
             if not matcher.test(() if value is None else (value,)):
                 return False
-    return all(b.test(request) for b in mock.body)
+    if not mock.body:
+        return True
+    work = work or Work()
+    if not work.body(len(request.body)):
+        return False
+    try:
+        return all(b.test(request, work) for b in mock.body)
+    except TooMuchWork:
+        return False
 
 
-def explain(mock: Mock, request: RequestView) -> Candidate:
+def explain(mock: Mock, request: RequestView, work: Work | None = None) -> Candidate:
     """Every reason `mock` does not match `request`, with a distance score (lower is nearer)."""
     reasons: list[str] = []
-    score = 0.0
-    method = request.method.upper()
-    if ANY_METHOD not in mock.methods and method not in mock.methods:
-        reasons.append(
-            f"method differs: mock expects {'/'.join(sorted(mock.methods))}, got {method}"
-        )
-        score += 3
-    if mock.host is not None and not mock.host.test(request.host, request.port):
-        reasons.append(f"host differs: mock expects {mock.host}, got {request.host}:{request.port}")
-        score += 5
+    score = _method_host_score(mock, request, reasons)
     path_reasons, path_score = _explain_path(mock, request.segments)
     reasons.extend(path_reasons)
     score += path_score
@@ -178,11 +203,64 @@ def explain(mock: Mock, request: RequestView) -> Candidate:
             got = repr(value[:60]) if value is not None else "missing"
             reasons.append(f"header {name!r} should be {matcher.describe()}, got {got}")
             score += 1
-    for body in mock.body:
-        if not body.test(request):
-            reasons.append(f"body does not match: {body.describe()}")
-            score += 1
+    if mock.body:
+        score += _explain_body(mock, request, work or Work(), reasons)
     return Candidate(mock, tuple(reasons), score)
+
+
+def _explain_body(mock: Mock, request: RequestView, work: Work, reasons: list[str]) -> float:
+    """One point per failing body matcher (each one's reason goes to `reasons`)."""
+    size = len(request.body)
+    if not work.body(size):
+        reasons.append(
+            f"body is {size} bytes, more than the {work.max_body_bytes} that body matchers look "
+            "at (matching.max_body_bytes)"
+        )
+        return len(mock.body)
+    failed = 0
+    for body in mock.body:
+        try:
+            if body.test(request, work):
+                continue
+            reasons.append(f"body does not match: {body.describe()}")
+        except TooMuchWork as e:
+            reasons.append(f"body does not match: {body.describe()} ({e})")
+        failed += 1
+    return failed
+
+
+def _method_host_score(mock: Mock, request: RequestView, reasons: list[str] | None) -> float:
+    """What method and host add to the score; their reasons go to `reasons` when given."""
+    score = 0.0
+    method = request.method.upper()
+    if ANY_METHOD not in mock.methods and method not in mock.methods:
+        if reasons is not None:
+            reasons.append(
+                f"method differs: mock expects {'/'.join(sorted(mock.methods))}, got {method}"
+            )
+        score += 3
+    if mock.host is not None and not mock.host.test(request.host, request.port):
+        if reasons is not None:
+            reasons.append(
+                f"host differs: mock expects {mock.host}, got {request.host}:{request.port}"
+            )
+        score += 5
+    return score
+
+
+def _lower_bound(mock: Mock, request: RequestView) -> float:
+    """At most `explain(mock, request).score`, without its costly parts (spelling distance,
+    matchers, reasons)."""
+    segments = request.segments
+    want = mock.path.segments
+    score = _method_host_score(mock, request, None)
+    score += 2 * sum(
+        1 for w, got in zip(want, segments, strict=False) if isinstance(w, str) and w != got
+    )
+    extra = len(segments) - len(want)
+    if extra < 0 or (extra > 0 and mock.path.catchall is None):
+        score += 2 * abs(extra)
+    return score
 
 
 def _explain_path(mock: Mock, segments: tuple[str, ...]) -> tuple[list[str], float]:

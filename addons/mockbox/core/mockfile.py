@@ -353,7 +353,7 @@ class _MockBuilder:
         try:
             return OperationSchema.from_raw(raw)
         except OperationSchemaError as e:
-            self.problem(("openapi", e.key), str(e))
+            self.problem(("openapi", e.key, *e.where), str(e))
             return None
 
     def _rate_limit(self) -> LimitRule | None:

@@ -25,6 +25,8 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from .mockwriter import ImportResult, literal_response
+from .schemacheck import SchemaProblem, check_schema, validator
+from .userregex import PatternError
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -214,7 +216,9 @@ def _operation(
             schema = None
             if "schema" in media_obj:
                 schema = _Bundler(spec).bundle(media_obj["schema"], (*media_place, "schema"))
-                openapi["response_schema"] = schema
+                schema = _usable(spec, schema, (*media_place, "schema"))
+                if schema is not None:
+                    openapi["response_schema"] = schema
             body = _body(spec, media_obj, schema, media_place, f"{method} {route}")
             if body is not None and not isinstance(body, str) and not _is_json(content_type):
                 spec.problem(
@@ -227,7 +231,7 @@ def _operation(
                 body = json.dumps(body)  # a JSON string, quoted: a plain string is sent as text
             if body is not None:
                 answer["body"] = body
-    request_schema = _request_schema(spec, op, place)
+    request_schema = _usable(spec, _request_schema(spec, op, place), (*place, "requestBody"))
     if request_schema is not None:
         openapi["request_schema"] = request_schema
     openapi["source"] = spec.path.name
@@ -314,12 +318,25 @@ def _body(spec: _Spec, media: dict[str, Any], schema: Any, place: DocPath, seed_
     return generate(schema, seed_key, lambda message: spec.problem((*place, "schema"), message))
 
 
+def _usable(spec: _Spec, schema: Any, place: DocPath) -> Any:
+    """`schema` if a mock can carry it (see schemacheck: regexes must run on RE2), else None
+    and a problem: the mock is imported without it."""
+    if schema is None:
+        return None
+    try:
+        check_schema(schema)
+    except SchemaProblem as e:
+        spec.problem((*place, *e.where), f"the schema is left out of the mock: {e}")
+        return None
+    return schema
+
+
 def generate(schema: dict[str, Any], seed_key: str, report: Callable[[str], None]) -> Any:
     """A body valid against `schema`, the same every time for the same `seed_key`; None (and a
     report) when jsf cannot produce a valid one."""
     from jsf import JSF  # imported on use: it loads pydantic, which is slow to import
 
-    validator = jsonschema.Draft202012Validator(schema)
+    checker = validator(schema)  # regexes on RE2: the offline generator runs this live
     for attempt in range(_SEEDS):
         seed = int.from_bytes(hashlib.blake2b(f"{seed_key}#{attempt}".encode()).digest()[:8])
         state = random.getstate()
@@ -327,14 +344,14 @@ def generate(schema: dict[str, Any], seed_key: str, report: Callable[[str], None
             random.seed(seed)
             Faker.seed(seed)
             value = JSF(_prefer_examples(schema)).generate()
+            if checker.is_valid(value):
+                return value
         except Exception as e:  # jsf raises many kinds; one operation must not stop the rest
             report(f"cannot generate a body from the schema: {type(e).__name__}: {e}")
             return None
         finally:
             random.setstate(state)
-        if validator.is_valid(value):
-            return value
-    first = next(iter(validator.iter_errors(value)), None)
+    first = next(iter(checker.iter_errors(value)), None)
     report(f"no generated body fits the schema ({first.message if first else 'invalid'})")
     return None
 
@@ -354,9 +371,9 @@ def _prefer_examples(node: Any) -> Any:
         node = {**node, "example": _FIXED_FORMATS[node["format"]]}
     if "example" in node and "$ref" not in node:
         try:
-            if jsonschema.Draft202012Validator(node).is_valid(node["example"]):
+            if validator(node).is_valid(node["example"]):
                 return {"enum": [node["example"]]}
-        except (jsonschema.exceptions.SchemaError, Unresolvable):
+        except (jsonschema.exceptions.SchemaError, Unresolvable, PatternError):
             pass
     return {k: v if k in _NOT_SCHEMA_KEYS else _prefer_examples(v) for k, v in node.items()}
 

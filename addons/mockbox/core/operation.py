@@ -7,19 +7,21 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import jsonschema
-from jsonschema.exceptions import SchemaError
+from jsonschema.protocols import Validator
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
+
+from .schemacheck import SchemaProblem, check_schema, validator
 
 
 class OperationSchemaError(ValueError):
     """A schema kept with a mock that is not valid JSON Schema."""
 
-    def __init__(self, message: str, key: str) -> None:
+    def __init__(self, message: str, key: str, where: tuple[str | int, ...] = ()) -> None:
         super().__init__(message)
         self.key = key  # "request_schema" or "response_schema"
+        self.where = where  # the place inside that schema
 
 
 @dataclass(frozen=True)
@@ -41,11 +43,11 @@ class OperationSchema:
         for key in ("request_schema", "response_schema"):
             if key in raw:
                 try:
-                    jsonschema.Draft202012Validator.check_schema(raw[key])
-                except SchemaError as e:
-                    where = "/".join(str(p) for p in e.absolute_path) or "(root)"
+                    check_schema(raw[key])
+                except SchemaProblem as e:
+                    where = "/".join(str(p) for p in e.where) or "(root)"
                     raise OperationSchemaError(
-                        f"{key} is not a valid JSON Schema at {where}: {e.message}", key
+                        f"{key} is not a valid JSON Schema at {where}: {e}", key, e.where
                     ) from e
                 bad_ref = _unresolvable_ref(raw[key])
                 if bad_ref is not None:
@@ -61,27 +63,23 @@ class OperationSchema:
         return _problems(self._request_validator, body)
 
     @cached_property
-    def _response_validator(self) -> jsonschema.Draft202012Validator | None:
+    def _response_validator(self) -> Validator | None:
         return _validator(self.response_schema)
 
     @cached_property
-    def _request_validator(self) -> jsonschema.Draft202012Validator | None:
+    def _request_validator(self) -> Validator | None:
         return _validator(self.request_schema)
 
 
-def _validator(schema: Any) -> jsonschema.Draft202012Validator | None:
-    if schema is None:
-        return None
-    return jsonschema.Draft202012Validator(
-        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+def _validator(schema: Any) -> Validator | None:
+    return None if schema is None else validator(schema, formats=True)
 
 
-def _problems(validator: jsonschema.Draft202012Validator | None, body: Any) -> list[str]:
-    if validator is None:
+def _problems(checker: Validator | None, body: Any) -> list[str]:
+    if checker is None:
         return []
     out = []
-    for error in validator.iter_errors(body):
+    for error in checker.iter_errors(body):
         where = "$" + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.path)
         out.append(f"{where}: {error.message}")
     return out

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from .mockwriter import ImportResult, body_file_name, literal_response
+from .userregex import PatternError, check_pattern
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 _FAULTS = {"CONNECTION_RESET_BY_PEER": "connection_reset", "EMPTY_RESPONSE": "empty_reply"}
@@ -176,22 +177,21 @@ class _Mapping:
         if kind == "contains" and not ci:
             return {"contains": str(arg)}
         if kind == "matches":
-            return {"regex": f"^(?:{arg})$"}
-        if kind == "doesNotMatch":
-            return {"regex": f"^(?!(?:{arg})$)"}
+            return {"regex": _regex(f"^(?:{arg})$", (*where, kind))}
+        if kind == "doesNotMatch":  # it would need a negative lookahead, which RE2 lacks
+            raise Unmappable((*where, kind), "doesNotMatch cannot be written as an RE2 regex")
         if kind == "absent":
             return {"present": not bool(arg)}
         raise Unmappable((*where, kind), f"unknown or unsupported matcher {kind!r}")
 
     def _cookies(self, cookies: dict[str, Any]) -> dict[str, str]:
-        parts = []
-        for name, spec in cookies.items():
-            if not (isinstance(spec, dict) and set(spec) == {"equalTo"}):
-                raise Unmappable(("request", "cookies", name), "only equalTo cookies import")
-            parts.append(
-                f"(?=.*(?:^|;\\s*){re.escape(str(name))}={re.escape(spec['equalTo'])}(?:;|$))"
-            )
-        return {"regex": "^" + "".join(parts)}
+        if len(cookies) > 1:  # in any order: lookaheads, which RE2 lacks
+            raise Unmappable(("request", "cookies"), "only one cookie matcher can be imported")
+        ((name, spec),) = cookies.items()
+        if not (isinstance(spec, dict) and set(spec) == {"equalTo"}):
+            raise Unmappable(("request", "cookies", name), "only equalTo cookies import")
+        pair = f"{re.escape(str(name))}={re.escape(str(spec['equalTo']))}"
+        return {"regex": f"(?:^|;\\s*){pair}(?:;|$)"}
 
     def _body(self, spec: Any, where: DocPath) -> dict[str, Any]:
         if not isinstance(spec, dict):
@@ -226,7 +226,7 @@ class _Mapping:
             if kind in spec and len(spec) == 1:
                 return {mapped: str(spec[kind])}
         if "matches" in spec and len(spec) == 1:
-            return {"regex": f"^(?:{spec['matches']})$"}
+            return {"regex": _regex(f"^(?:{spec['matches']})$", (*where, "matches"))}
         kind = next(iter(spec), "?")
         raise Unmappable((*where, kind), f"unknown or unsupported body matcher {kind!r}")
 
@@ -372,3 +372,12 @@ def _convert(
     result.files.update(mapping.files)
     for p, message in mapping.notes:
         result.problems.append(f"{where(p)}: {message} (imported without it)")
+
+
+def _regex(pattern: str, where: DocPath) -> str:
+    """`pattern` if MockBox can run it (RE2), else the mapping is not imported, with why."""
+    try:
+        check_pattern(pattern)
+    except PatternError as e:
+        raise Unmappable(where, f"bad regex {pattern!r}: {e}") from e
+    return pattern

@@ -254,7 +254,7 @@ def _cmd_import_har(args: argparse.Namespace) -> int:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
     out = args.out or Path(config.get("mocks")) / "recorded" / args.file.stem
-    rules = Rules.from_config(config.get("record"), args.generalize)
+    rules = Rules.from_config(config.get("record"), config.get("redact"), args.generalize)
     report = import_har(args.file, out, rules, _Progress(f"importing {args.file}"))
     if not report.entries and report.problems:
         return _summary(report.problems, "nothing imported") + 1

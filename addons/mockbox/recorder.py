@@ -95,8 +95,9 @@ class Recorder:
             raise exceptions.OptionsError(
                 f"session {name!r} already exists in {folder}; choose another name or delete it"
             )
+        config = self.settings.config
         rules = Rules.from_config(
-            self.settings.config.get("record"), ctx.options.mockbox_record_generalize
+            config.get("record"), config.get("redact"), ctx.options.mockbox_record_generalize
         )
         self.session = Session(folder, rules, name)
         self._reported = {}

@@ -1,7 +1,8 @@
 """Turning seen request/response pairs into mock files, with the same rules for the recorder
-addon and the HAR importer: secrets redacted, duplicates written once, differing answers kept as
-a sequence, JSON bodies as YAML mappings, large or binary bodies in body files beside the YAML,
-and (optionally) concrete ids generalized into `{id}` path templates."""
+addon and the HAR importer: secrets redacted (core/redaction.py), duplicates written once,
+differing answers kept as a sequence, JSON bodies as YAML mappings, large or binary bodies in
+body files beside the YAML, and (optionally) concrete ids generalized into `{id}` path
+templates."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hashlib
 import json
 import mimetypes
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import quote, urlencode
 
 from .mockfile import MOCK_FILE_SUFFIXES
 from .mockwriter import comment, dump_mock, host_file_name, join_mocks, literal, write_atomic
+from .redaction import Policy, Redactor, scrub, scrub_bytes
 
 # Never written: they describe one connection or one encoding, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -35,7 +37,6 @@ _DROP_RESPONSE_HEADERS = frozenset(
 )
 _SKIP_METHODS = frozenset({"CONNECT"})
 _HOST_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")  # as the mock file schema allows
-_MIN_SECRET = 4  # shorter values are left alone: replacing "1" everywhere helps no one
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,23 +58,21 @@ class Exchange:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """What the `record` section of the configuration says, plus --generalize."""
+    """What the `redact` and `record` sections of the configuration say, plus --generalize."""
 
-    redact_headers: frozenset[str]
-    redact_query: frozenset[str]
-    placeholder: str = "REDACTED"
+    policy: Policy
     inline_limit: int = 16384
     generalize: bool = False
 
+    @property
+    def placeholder(self) -> str:
+        return self.policy.placeholder
+
     @classmethod
-    def from_config(cls, record: Mapping[str, Any], generalize: bool = False) -> Rules:
-        return cls(
-            frozenset(h.lower() for h in record["redact_headers"]),
-            frozenset(q.lower() for q in record["redact_query"]),
-            str(record["placeholder"]),
-            int(record["inline_limit"]),
-            generalize,
-        )
+    def from_config(
+        cls, record: Mapping[str, Any], redact: Mapping[str, Any], generalize: bool = False
+    ) -> Rules:
+        return cls(Policy.from_config(redact), int(record["inline_limit"]), generalize)
 
 
 @dataclass(slots=True)
@@ -129,19 +128,24 @@ class Session:
         stem = _host_stem(ex)
         host = self._hosts.setdefault(stem, _Host())
         host.seen += 1
-        secrets = _secrets(ex, self.rules)
-        if not self._secrets.issuperset(secrets):
-            self._secrets.update(secrets)
+        redactor = Redactor(self.rules.policy)
+        redactor.headers(ex.request_headers)  # never written; their values are found for echoes
+        request = self._request(ex, redactor)
+        headers, body = self._response_parts(ex, redactor)
+        found = redactor.secrets()
+        if not self._secrets.issuperset(found):
+            self._secrets.update(found)
             for known in self._hosts.values():  # written items may hold the new secret
                 known.items.clear()
                 known.dirty = True
-        request = self._request(ex, secrets)
+        secrets = self._ordered_secrets()
+        request = _matchers(_scrub_tree(request, secrets, self.rules.placeholder), self.rules)
         key = json.dumps(request, sort_keys=True, default=str)
         entry = host.entries.get(key)
         if entry is None:
             entry = host.entries[key] = _Entry(request)
             host.dirty = True
-        response = self._response(ex, secrets, stem, host)
+        response = self._response(ex, headers, body, secrets, stem, host)
         if entry.add(response):
             host.dirty = True
         return stem
@@ -166,7 +170,7 @@ class Session:
                 target = self.folder / name
                 if target.exists() and not (learned and name in host.flushed):
                     continue
-                scrubbed = _scrub_bytes(content, secrets, self.rules.placeholder)
+                scrubbed = scrub_bytes(content, secrets, self.rules.placeholder)
                 # A body file written before a secret was learned (a login answer holding the
                 # token that later requests send) is written again without it.
                 if not target.exists() or scrubbed != content:
@@ -182,7 +186,8 @@ class Session:
 
     # --- building mocks ---------------------------------------------------------------------
 
-    def _request(self, ex: Exchange, secrets: list[str]) -> dict[str, Any]:
+    def _request(self, ex: Exchange, redactor: Redactor) -> dict[str, Any]:
+        """The request as matchers, secrets replaced (`_matchers` then leaves those out)."""
         default_port = {"http": 80, "https": 443}[ex.scheme]
         host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
         request: dict[str, Any] = {"method": ex.method.upper()}
@@ -190,52 +195,54 @@ class Session:
             request["host"] = host
         request["path"] = _template_safe_path(ex.path)
         query: dict[str, str] = {}
-        for name, value in ex.query:
-            if name.lower() not in self.rules.redact_query and name not in query:
-                query[name] = _scrub(value, secrets, self.rules.placeholder)
+        for name, value in redactor.query(ex.query):
+            query.setdefault(name, value)
         if query:
             request["query"] = query
-        body = self._request_body(ex, secrets)
-        if body is not None:
-            request["body"] = body
+        if ex.request_body:
+            data = redactor.body(ex.request_body, _header(ex.request_headers, "content-type"))
+            text = _text(data) if len(data) <= self.rules.inline_limit else None
+            if text is not None:
+                parsed = _json(text)
+                request["body"] = {"equals": text} if parsed is _NOT_JSON else {"json": parsed}
         return request
 
-    def _request_body(self, ex: Exchange, secrets: list[str]) -> dict[str, Any] | None:
-        if not ex.request_body or len(ex.request_body) > self.rules.inline_limit:
-            return None
-        text = _text(ex.request_body)
-        if text is None:
-            return None
-        text = _scrub(text, secrets, self.rules.placeholder)
-        parsed = _json(text)
-        if parsed is not _NOT_JSON:
-            return {"json": parsed}
-        return {"equals": text}
+    def _response_parts(
+        self, ex: Exchange, redactor: Redactor
+    ) -> tuple[list[tuple[str, str]], bytes]:
+        """The answer's headers and body with named secrets replaced (echoes come later)."""
+        headers = redactor.headers(
+            (k, v) for k, v in ex.response_headers if k.lower() not in _DROP_RESPONSE_HEADERS
+        )
+        body = ex.response_body
+        if body:
+            body = redactor.body(body, _header(ex.response_headers, "content-type"))
+        return headers, body
 
-    def _response(self, ex: Exchange, secrets: list[str], stem: str, host: _Host) -> dict[str, Any]:
-        rules = self.rules
+    def _response(
+        self,
+        ex: Exchange,
+        fields: list[tuple[str, str]],
+        body: bytes,
+        secrets: list[str],
+        stem: str,
+        host: _Host,
+    ) -> dict[str, Any]:
+        placeholder = self.rules.placeholder
         headers: dict[str, str] = {}
-        for name, value in ex.response_headers:
-            lower = name.lower()
-            if lower in _DROP_RESPONSE_HEADERS:
-                continue
-            if lower in rules.redact_headers:
-                value = _redact_header(lower, value, rules.placeholder)
-            else:
-                value = _scrub(value, secrets, rules.placeholder)
+        for name, value in fields:
+            value = scrub(value, secrets, placeholder)
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         response: dict[str, Any] = {"status": ex.status}
         if headers:
             response["headers"] = literal(headers)
-        body = ex.response_body
         if not body:
             return response
-        content_type = next((v for k, v in ex.response_headers if k.lower() == "content-type"), "")
         text = _text(body)
         if text is not None:
-            text = _scrub(text, secrets, rules.placeholder)
+            text = scrub(text, secrets, placeholder)
             body = text.encode("utf-8")
-            if len(body) <= rules.inline_limit:
+            if len(body) <= self.rules.inline_limit:
                 parsed = _json(text)
                 if isinstance(parsed, (dict, list)):
                     response["body"] = literal(parsed)
@@ -243,8 +250,8 @@ class Session:
                     response["body"] = literal(text)
                 return response
         else:
-            body = _scrub_bytes(body, secrets, rules.placeholder)
-        name = _body_file_name(stem, body, content_type)
+            body = scrub_bytes(body, secrets, placeholder)
+        name = _body_file_name(stem, body, _header(ex.response_headers, "content-type"))
         host.files[name] = body
         response["body_file"] = name
         return response
@@ -271,7 +278,9 @@ class Session:
             key = json.dumps(mock, default=str)
             item = host.items.get(key)
             if item is None:
-                item = dump_mock(_scrub_tree(mock, secrets, self.rules.placeholder))
+                scrubbed = _scrub_tree(mock, secrets, self.rules.placeholder)
+                scrubbed["request"] = _matchers(scrubbed["request"], self.rules)
+                item = dump_mock(scrubbed)
             items[key] = item
         host.items = items
         header = (
@@ -287,37 +296,46 @@ class Session:
 # --- secrets ----------------------------------------------------------------------------------
 
 
-def _secrets(ex: Exchange, rules: Rules) -> list[str]:
-    """Every secret value this exchange carries, longest first (so no secret is half-replaced)."""
-    found: set[str] = set()
-    for name, value in (*ex.request_headers, *ex.response_headers):
-        lower = name.lower()
-        if lower not in rules.redact_headers:
-            continue
-        found.add(value.strip())
-        if lower in ("cookie", "set-cookie"):
-            pairs = value.split(";") if lower == "cookie" else value.split(";")[:1]
-            found.update(p.partition("=")[2].strip() for p in pairs)
-        else:
-            found.add(value.partition(" ")[2].strip())  # "Bearer <token>" → the token too
-    for name, value in ex.query:
-        if name.lower() in rules.redact_query:
-            found.add(value)
-    return sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True)
+def _matchers(request: dict[str, Any], rules: Rules) -> dict[str, Any]:
+    """`request` without matchers made from a redacted value: a mock that only matches the
+    literal placeholder is useless. A secret query parameter is left out; a JSON body is
+    matched on its other fields (`json_includes`); any other body is not matched."""
+    placeholder = rules.placeholder
+    out = dict(request)
+    query = {k: v for k, v in request.get("query", {}).items() if placeholder not in v}
+    if query:
+        out["query"] = query
+    else:
+        out.pop("query", None)
+    body = request.get("body")
+    if body is not None and _without(body, placeholder) != body:
+        out.pop("body")
+        kept = _without(body.get("json"), placeholder)
+        if isinstance(kept, (dict, list)):
+            out["body"] = {"json_includes": kept}
+    return out
 
 
-def _scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, placeholder)
-    return text
+_DROPPED: Any = object()
+
+
+def _without(value: Any, placeholder: str) -> Any:
+    """`value` without the strings (keys and items too) that hold the placeholder."""
+    if isinstance(value, str):
+        return _DROPPED if placeholder in value else value
+    if isinstance(value, dict):
+        kept = {k: _without(v, placeholder) for k, v in value.items() if placeholder not in k}
+        return {k: v for k, v in kept.items() if v is not _DROPPED}
+    if isinstance(value, list):
+        return [v for v in (_without(item, placeholder) for item in value) if v is not _DROPPED]
+    return value
 
 
 def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
     """`value` with every secret replaced, in mapping keys too: an upstream may echo a token
     as a JSON key ({"<token>": {...}}) or in a header name."""
     if isinstance(value, str):
-        return _scrub(value, secrets, placeholder)
+        return scrub(value, secrets, placeholder)
     if isinstance(value, dict):
         return {
             _scrub_tree(k, secrets, placeholder): _scrub_tree(v, secrets, placeholder)
@@ -328,19 +346,8 @@ def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
     return value
 
 
-def _scrub_bytes(data: bytes, secrets: Iterable[str], placeholder: str) -> bytes:
-    for secret in secrets:
-        raw = secret.encode("utf-8")
-        if raw in data:
-            data = data.replace(raw, placeholder.encode("utf-8"))
-    return data
-
-
-def _redact_header(name: str, value: str, placeholder: str) -> str:
-    if name != "set-cookie":
-        return placeholder
-    cookie, sep, attributes = value.partition(";")
-    return f"{cookie.partition('=')[0].strip()}={placeholder}{sep}{attributes}"
+def _header(fields: tuple[tuple[str, str], ...], name: str) -> str:
+    return next((v for k, v in fields if k.lower() == name), "")
 
 
 # --- bodies -----------------------------------------------------------------------------------

@@ -298,11 +298,13 @@ def _import_to_file(
 
 
 def _cmd_export_har(args: argparse.Namespace) -> int:
+    from .core.redaction import Policy
     from .har import export_har
     from .recorder import session_folder
 
     try:
         folder = session_folder(_mocks_root(args), args.session)
+        policy = Policy.from_config(load_config(args.config, os.environ).get("redact"))
     except ConfigError as e:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
@@ -311,7 +313,7 @@ def _cmd_export_har(args: argparse.Namespace) -> int:
         return 2
     target = args.out or Path(f"{args.session}.har")
     try:
-        count = export_har(folder, target)
+        count = export_har(folder, target, policy)
     except ValueError as e:
         print(f"mockbox: session {args.session!r} has broken mock files: {e}", file=sys.stderr)
         return 1

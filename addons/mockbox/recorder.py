@@ -15,6 +15,7 @@ from pathlib import Path
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
+from .core.config import ConfigError
 from .core.mockfile import MOCK_FILE_SUFFIXES
 from .core.recording import Exchange, Rules, Session
 from .flows import RECORDING, SOURCE, request_view
@@ -96,9 +97,12 @@ class Recorder:
                 f"session {name!r} already exists in {folder}; choose another name or delete it"
             )
         config = self.settings.config
-        rules = Rules.from_config(
-            config.get("record"), config.get("redact"), ctx.options.mockbox_record_generalize
-        )
+        try:
+            rules = Rules.from_config(
+                config.get("record"), config.get("redact"), ctx.options.mockbox_record_generalize
+            )
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
         self.session = Session(folder, rules, name)
         self._reported = {}
         logger.info(f"mockbox: recording session {name!r} into {folder}")

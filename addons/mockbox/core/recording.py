@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from .mockfile import MOCK_FILE_SUFFIXES
 from .mockwriter import comment, dump_mock, host_file_name, join_mocks, literal, write_atomic
-from .redaction import Policy, Redactor, scrub, scrub_bytes
+from .redaction import Policy, Redactor, scrub, scrub_bytes, scrub_tree
 
 # Never written: they describe one connection or one encoding, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -139,7 +139,7 @@ class Session:
                 known.items.clear()
                 known.dirty = True
         secrets = self._ordered_secrets()
-        request = _matchers(_scrub_tree(request, secrets, self.rules.placeholder), self.rules)
+        request = _matchers(scrub_tree(request, secrets, self.rules.placeholder), self.rules)
         key = json.dumps(request, sort_keys=True, default=str)
         entry = host.entries.get(key)
         if entry is None:
@@ -278,7 +278,7 @@ class Session:
             key = json.dumps(mock, default=str)
             item = host.items.get(key)
             if item is None:
-                scrubbed = _scrub_tree(mock, secrets, self.rules.placeholder)
+                scrubbed = scrub_tree(mock, secrets, self.rules.placeholder)
                 scrubbed["request"] = _matchers(scrubbed["request"], self.rules)
                 item = dump_mock(scrubbed)
             items[key] = item
@@ -328,21 +328,6 @@ def _without(value: Any, placeholder: str) -> Any:
         return {k: v for k, v in kept.items() if v is not _DROPPED}
     if isinstance(value, list):
         return [v for v in (_without(item, placeholder) for item in value) if v is not _DROPPED]
-    return value
-
-
-def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
-    """`value` with every secret replaced, in mapping keys too: an upstream may echo a token
-    as a JSON key ({"<token>": {...}}) or in a header name."""
-    if isinstance(value, str):
-        return scrub(value, secrets, placeholder)
-    if isinstance(value, dict):
-        return {
-            _scrub_tree(k, secrets, placeholder): _scrub_tree(v, secrets, placeholder)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [_scrub_tree(v, secrets, placeholder) for v in value]
     return value
 
 

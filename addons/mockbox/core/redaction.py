@@ -332,6 +332,21 @@ def scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
     return text
 
 
+def scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
+    """JSON-like `value` with every copy of each secret replaced, in mapping keys too: an
+    upstream may echo a token as a JSON key ({"<token>": {...}}) or in a header name."""
+    if isinstance(value, str):
+        return scrub(value, secrets, placeholder)
+    if isinstance(value, dict):
+        return {
+            scrub_tree(k, secrets, placeholder): scrub_tree(v, secrets, placeholder)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [scrub_tree(v, secrets, placeholder) for v in value]
+    return value
+
+
 def scrub_bytes(data: bytes, secrets: Iterable[str], placeholder: str) -> bytes:
     raw = placeholder.encode("utf-8")
     for secret in secrets:

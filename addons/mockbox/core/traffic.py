@@ -113,7 +113,10 @@ class Exchange:
         if len(response.body) < response.size:
             raise ValueError("the answer was larger than the traffic log keeps; not saved")
         redactor = Redactor(policy)
-        redactor.headers(self.request.headers)  # found, for copies in the answer
+        # The request's secrets are found first, for their copies in the answer.
+        redactor.headers(self.request.headers)
+        redactor.body(self.request.body, self.request.header("content-type"))
+        url = redactor.url(self.url)
         query = [
             (k, v)
             for k, v in parse_qsl(urlsplit(self.url).query, keep_blank_values=True)
@@ -136,7 +139,7 @@ class Exchange:
             and k.lower() not in _NOT_FOR_MOCKS
             and not k.lower().startswith(("x-mockbox-", "x-ratelimit-", "ratelimit"))
         }
-        greq = GenerationRequest(self.method, redactor.url(self.url), query)
+        greq = GenerationRequest(self.method, url, query)
         mock = mock_from_answer(greq, AIAnswer(self.status, headers, body))
         mock["name"] = f"{self.method} {greq.path}" + (" (AI)" if self.source == "ai" else "")
         return mock

@@ -110,8 +110,9 @@ class GenerationRequest:
             headers[name.lower()] = redactor.header(name, value)[:200]
         for name, value in secret[MAX_SECRET_HEADERS:]:
             redactor.header(name, value)  # not shown, but copies elsewhere are scrubbed
+        shown = tuple(redactor.query(view.query))
+        url = RequestView(view.method, view.scheme, view.host, view.port, view.path, shown).url
         query = [(k, v) for k, v in view.query if not policy.is_secret(k, query=True)]
-        url = redactor.url(view.url)
         body: Any = None
         if view.body:
             parsed = view.json

@@ -7,6 +7,7 @@ query structures never survive, and every other value comes out unchanged."""
 from __future__ import annotations
 
 import json
+import string
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,10 @@ PLAIN_FIELDS += ["token_type", "sort_key", "key", "tokens", "max_tokens", "monke
 PLAIN_QUERY = ["q", "page", "sort", "fields", "limit"]
 PLAIN_HEADERS = ["Accept", "X-Trace", "X-Request-Id", "X-Page", "User-Agent"]
 plain_text = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", max_size=8)
+# Secrets as above, drawn faster: a message holds dozens of them.
+tokens = st.text(
+    alphabet=string.ascii_letters + string.digits + "_.~+/=-", min_size=16, max_size=32
+)
 plain_values = plain_text | st.integers(-1000, 1000) | st.booleans() | st.none()
 
 
@@ -320,11 +325,11 @@ def tree(draw: st.DrawFn, secret: bool = False, depth: int = 0) -> Any:
     """JSON whose strings under a secret-named key (at any depth) are secrets, and whose
     other values are plain."""
     if depth >= 4 or (depth > 0 and draw(st.integers(0, 2)) == 0):
-        return draw(secrets) if secret else draw(plain_values)
+        return draw(tokens) if secret else draw(plain_values)
     if draw(st.booleans()):
-        keys = draw(st.lists(st.sampled_from(SECRET_FIELDS + PLAIN_FIELDS), max_size=4))
+        keys = draw(st.lists(st.sampled_from(SECRET_FIELDS + PLAIN_FIELDS), max_size=3))
         return {k: draw(tree(secret or k in SECRET_FIELDS, depth + 1)) for k in keys}
-    return draw(st.lists(tree(secret, depth + 1), max_size=3))
+    return draw(st.lists(tree(secret, depth + 1), max_size=2))
 
 
 @st.composite
@@ -366,18 +371,18 @@ def unique_names(names: list[str]) -> st.SearchStrategy[list[str]]:
 def messages(draw: st.DrawFn) -> dict[str, Any]:
     """One exchange's worth of structures: query, request and response headers, a JSON or
     form request body and a JSON or form answer."""
-    query = [(n, draw(secrets)) for n in draw(unique_names(SECRET_QUERY))]
+    query = [(n, draw(tokens)) for n in draw(unique_names(SECRET_QUERY))]
     query += [(n, draw(plain_text)) for n in draw(unique_names(PLAIN_QUERY))]
     headers, header_secrets = [], []
     for name in draw(unique_names(SECRET_HEADERS)):
-        secret = draw(secrets)
+        secret = draw(tokens)
         header_secrets.append(secret)
         value = {"cookie": f"a=b; sid={secret}", "set-cookie": f"sid={secret}; Path=/"}.get(
             name, f"Bearer {secret}" if "authorization" in name else secret
         )
         headers.append((draw(any_case(name)), value))
     plain_headers = [(n, draw(plain_text)) for n in draw(unique_names(PLAIN_HEADERS))]
-    form = [(n, draw(secrets)) for n in draw(unique_names(SECRET_FIELDS))]
+    form = [(n, draw(tokens)) for n in draw(unique_names(SECRET_FIELDS))]
     form += [(n, draw(plain_text)) for n in draw(unique_names(PLAIN_FIELDS))]
     return {
         "query": draw(st.permutations(query)),

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import requests
 import yaml
 
-from .conftest import MockBox, MockBoxFactory, Upstream, wait_until
+from .conftest import Canary, MockBox, MockBoxFactory, Upstream, wait_until
 
 SECRETS = {
     "Authorization": "Bearer sk-live-TOKEN-0001",
@@ -304,3 +305,30 @@ def test_recording_a_login_writes_no_secret_and_replays_any_password(
     assert (
         replay.request("POST", f"{upstream.url}/api/login", json={"user": "bob"}).status_code == 404
     )
+
+
+def test_redacting_a_large_recorded_answer_keeps_other_clients_served(
+    mockbox: MockBoxFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A 4 MB JSON answer with thousands of secret fields is walked off the event loop: a
+    canary client recorded meanwhile never waits."""
+    users = [
+        {"id": i, "name": f"user {i}", "api_key": f"uk-{i:012d}", "tags": ["a", "b"]}
+        for i in range(50_000)
+    ]
+    big = json.dumps(users).encode()
+    assert len(big) > 4_000_000
+    upstream.routes["/users"] = (200, {"Content-Type": "application/json"}, big)
+    upstream.routes["/ping"] = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+    mocks = tmp_path / "mocks"
+    recorder = mockbox(mocks, "--session", "big", command="record")
+    with Canary(recorder, f"{upstream.url}/ping") as canary:
+        with recorder.client() as s:
+            for _ in range(3):
+                assert len(s.get(f"{upstream.url}/users", timeout=60).content) == len(big)
+        time.sleep(1)  # and a flush of the 4 MB body file meanwhile
+    canary.assert_never_waited()
+    recorder.stop()
+    written = b"".join(p.read_bytes() for p in (mocks / "recorded" / "big").rglob("*.json"))
+    assert b"uk-000000012345" not in written and written.count(b"REDACTED") == 50_000
+    print(f"canary worst wait {canary.worst * 1000:.0f} ms over {len(canary.waits)} requests")

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from mockbox.core.config import ConfigError, load_config
-from mockbox.core.redaction import MAX_DEPTH, Policy, Redactor, redact_url, scrub_credentials
+from mockbox.core.redaction import (
+    MAX_DEPTH,
+    Policy,
+    Redactor,
+    Secrets,
+    redact_url,
+    scrub_credentials,
+)
 
 POLICY = Policy.default()
 
@@ -95,7 +102,7 @@ def test_json_walk_keeps_structure_and_types_that_tell_nothing() -> None:
         "has_password": True,
         "secret": None,
     }
-    assert redactor.secrets() == ["tok-1234567890", "p4ssw0rd!"]  # 1234 is too short to chase
+    assert redactor.found.values == {"tok-1234567890", "p4ssw0rd!"}  # 1234: too short to chase
 
 
 def test_json_deeper_than_the_bound_is_cut_not_crashed() -> None:
@@ -120,7 +127,7 @@ def test_urls_keep_every_other_byte() -> None:
     assert redactor.url(url) == (
         "https://u:REDACTED@api.test/a%20b?q=a+b&api_key=REDACTED&key=REDACTED&x"
     )
-    assert {"k+ey-123456", "k%2Bey-123456", "pw-123456"} <= redactor.found
+    assert {"k+ey-123456", "k%2Bey-123456", "pw-123456"} <= redactor.found.values
 
 
 def test_form_multipart_and_text_bodies() -> None:
@@ -142,6 +149,16 @@ def test_form_multipart_and_text_bodies() -> None:
     assert redactor.body(page, "text/html") == (
         b'<a href="/x?token=REDACTED">go</a><script>var c = {"csrf_token": "REDACTED"}</script>'
     )
+
+
+def test_secrets_are_chased_in_one_pass_longest_first() -> None:
+    secrets = Secrets("R", ["abc-1234567", "Bearer abc-1234567", "short"])
+    text = "x Bearer abc-1234567 y abc-1234567abc-1234567 short"
+    assert secrets.scrub(text) == "x R y RR short"  # "short" is too short to chase
+    assert secrets.scrub_bytes(text.encode()) == b"x R y RR short"
+    many = Secrets("R", (f"key-{i:08d}" for i in range(20_000)))
+    assert many.scrub("a key-00000042 b key-00019999") == "a R b R"
+    assert many.scrub_tree({"key-00000001": ["key-00000002"]}) == {"R": ["R"]}
 
 
 def test_redis_urls_lose_their_password_and_secret_parameters() -> None:

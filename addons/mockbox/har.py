@@ -23,7 +23,7 @@ from .core.mockwriter import write_atomic
 from .core.model import ANY_METHOD, Mock
 from .core.pathtemplate import Param
 from .core.recording import Rules, Session
-from .core.redaction import Policy, Redactor, scrub_bytes
+from .core.redaction import Policy, Redactor
 from .core.render import render
 from .core.request import Headers, RequestView
 from .core.templating import TemplateEngine, TemplateError
@@ -149,22 +149,17 @@ def _flows(library: MockLibrary, policy: Policy) -> Iterator[http.HTTPFlow]:
             flow.request = http.Request.make(
                 view.method,
                 redactor.scrub(url),
-                _scrubbed(request_body, redactor),
+                redactor.found.scrub_bytes(request_body),
                 _raw_headers(request_headers, redactor),
             )
             flow.response = http.Response.make(
                 rendered.status,
-                _scrubbed(response_body, redactor),
+                redactor.found.scrub_bytes(response_body),
                 _raw_headers(response_headers, redactor),
             )
             flow.request.timestamp_end = flow.response.timestamp_start = now
             flow.response.timestamp_end = now
             yield flow
-
-
-def _scrubbed(body: bytes, redactor: Redactor) -> bytes:
-    """`body` without copies of the secrets found in the exchange (an echoed token)."""
-    return scrub_bytes(body, redactor.secrets(), redactor.placeholder)
 
 
 def _example_request(mock: Mock) -> tuple[RequestView, dict[str, str]]:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from .model import ANY_METHOD, Mock
 from .pathtemplate import Param
-from .redaction import Policy, Redactor, scrub, scrub_tree
+from .redaction import Policy, Redactor
 from .request import NOT_JSON, RequestView
 
 # A segment that is probably an identifier: a number, a UUID, a hash, a slug with digits.
@@ -117,16 +117,16 @@ class GenerationRequest:
         if view.body:
             parsed = view.json
             if parsed is not NOT_JSON:
-                body = scrub_tree(redactor.json(parsed), redactor.secrets(), policy.placeholder)
+                body = redactor.found.scrub_tree(redactor.json(parsed))
             else:
                 text = redactor.body(view.body, view.headers.get("content-type", ""))
                 body = redactor.scrub(text.decode("utf-8", "replace"))[:max_body_chars]
-        secrets = redactor.secrets()
+        scrub = redactor.scrub
         return cls(
             view.method,
-            scrub(url, secrets, policy.placeholder),
-            [(k, scrub(v, secrets, policy.placeholder)) for k, v in query],
-            {k: scrub(v, secrets, policy.placeholder) for k, v in headers.items()},
+            scrub(url),
+            [(k, scrub(v)) for k, v in query],
+            {k: scrub(v) for k, v in headers.items()},
             body,
         )
 

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlencode
 
 from .mockfile import MOCK_FILE_SUFFIXES
 from .mockwriter import comment, dump_mock, host_file_name, join_mocks, literal, write_atomic
-from .redaction import Policy, Redactor, scrub, scrub_bytes, scrub_tree
+from .redaction import Policy, Redactor, Secrets
 
 # Never written: they describe one connection or one encoding, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -109,8 +109,60 @@ class _Host:
     secrets_at_flush: int = 0  # how many secrets were known at the last flush
 
 
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """An exchange's parts with every secret-named value replaced, and the values found."""
+
+    request: dict[str, Any]  # the request as matchers
+    headers: list[tuple[str, str]]  # the answer's
+    body: bytes  # the answer's
+    found: frozenset[str]
+
+
+def recordable(ex: Exchange) -> bool:
+    return ex.method.upper() not in _SKIP_METHODS and ex.scheme in ("http", "https")
+
+
+def redact_exchange(ex: Exchange, rules: Rules) -> Redacted:
+    """The slow half of recording an exchange (walking its bodies for secret-named fields):
+    pure, so the recorder can run it in another process for large bodies."""
+    redactor = Redactor(rules.policy)
+    redactor.headers(ex.request_headers)  # never written; their values are found for echoes
+    request = _request(ex, redactor, rules.inline_limit)
+    headers = redactor.headers(
+        (k, v) for k, v in ex.response_headers if k.lower() not in _DROP_RESPONSE_HEADERS
+    )
+    body = ex.response_body
+    if body:
+        body = redactor.body(body, _header(ex.response_headers, "content-type"))
+    return Redacted(request, headers, body, frozenset(redactor.found.values))
+
+
+def _request(ex: Exchange, redactor: Redactor, inline_limit: int) -> dict[str, Any]:
+    """The request as matchers, secrets replaced (`_matchers` then leaves those out)."""
+    default_port = {"http": 80, "https": 443}[ex.scheme]
+    host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
+    request: dict[str, Any] = {"method": ex.method.upper()}
+    if _HOST_PATTERN.match(host):  # an IPv6 literal has no host pattern: any host then
+        request["host"] = host
+    request["path"] = _template_safe_path(ex.path)
+    query: dict[str, str] = {}
+    for name, value in redactor.query(ex.query):
+        query.setdefault(name, value)
+    if query:
+        request["query"] = query
+    if ex.request_body:
+        data = redactor.body(ex.request_body, _header(ex.request_headers, "content-type"))
+        text = _text(data) if len(data) <= inline_limit else None
+        if text is not None:
+            parsed = _json(text)
+            request["body"] = {"equals": text} if parsed is _NOT_JSON else {"json": parsed}
+    return request
+
+
 class Session:
-    """A recording session: exchanges in, one mock file per host out (under `folder`)."""
+    """A recording session: exchanges in, one mock file per host out (under `folder`).
+    Not thread-safe: the recorder calls it from one worker thread only."""
 
     def __init__(self, folder: Path, rules: Rules, title: str = "") -> None:
         self.folder = folder
@@ -119,33 +171,28 @@ class Session:
         self._hosts: dict[str, _Host] = {}
         # Every secret seen in the session: one request's token must not survive in another
         # exchange's answer either (a page that embeds it, an echo of an earlier call).
-        self._secrets: set[str] = set()
+        self._secrets = Secrets(rules.placeholder)
 
-    def add(self, ex: Exchange) -> str | None:
-        """Take one exchange; returns the host file stem it went to (None when skipped)."""
-        if ex.method.upper() in _SKIP_METHODS or ex.scheme not in ("http", "https"):
+    def add(self, ex: Exchange, redacted: Redacted | None = None) -> str | None:
+        """Take one exchange (with `redact_exchange`'s result when it was made elsewhere);
+        returns the host file stem it went to (None when skipped)."""
+        if not recordable(ex):
             return None
+        redacted = redacted or redact_exchange(ex, self.rules)
         stem = _host_stem(ex)
         host = self._hosts.setdefault(stem, _Host())
         host.seen += 1
-        redactor = Redactor(self.rules.policy)
-        redactor.headers(ex.request_headers)  # never written; their values are found for echoes
-        request = self._request(ex, redactor)
-        headers, body = self._response_parts(ex, redactor)
-        found = redactor.secrets()
-        if not self._secrets.issuperset(found):
-            self._secrets.update(found)
+        if self._secrets.add(redacted.found):
             for known in self._hosts.values():  # written items may hold the new secret
                 known.items.clear()
                 known.dirty = True
-        secrets = self._ordered_secrets()
-        request = _matchers(scrub_tree(request, secrets, self.rules.placeholder), self.rules)
+        request = _matchers(self._secrets.scrub_tree(redacted.request), self.rules)
         key = json.dumps(request, sort_keys=True, default=str)
         entry = host.entries.get(key)
         if entry is None:
             entry = host.entries[key] = _Entry(request)
             host.dirty = True
-        response = self._response(ex, headers, body, secrets, stem, host)
+        response = self._response(ex, redacted.headers, redacted.body, stem, host)
         if entry.add(response):
             host.dirty = True
         return stem
@@ -164,20 +211,19 @@ class Session:
         for stem, host in self._hosts.items():
             if not (host.dirty or everything):
                 continue
-            secrets = self._ordered_secrets()
-            learned = len(secrets) != host.secrets_at_flush  # new secrets since the last flush
+            learned = len(self._secrets) != host.secrets_at_flush  # new ones since the last flush
             for name, content in host.files.items():
                 target = self.folder / name
                 if target.exists() and not (learned and name in host.flushed):
                     continue
-                scrubbed = scrub_bytes(content, secrets, self.rules.placeholder)
+                scrubbed = self._secrets.scrub_bytes(content)
                 # A body file written before a secret was learned (a login answer holding the
                 # token that later requests send) is written again without it.
                 if not target.exists() or scrubbed != content:
                     write_atomic(target, scrubbed)
                 host.files[name] = scrubbed
                 host.flushed.add(name)
-            host.secrets_at_flush = len(secrets)
+            host.secrets_at_flush = len(self._secrets)
             target = self.folder / f"{stem}.yaml"
             write_atomic(target, self._document(stem))
             host.dirty = False
@@ -186,52 +232,17 @@ class Session:
 
     # --- building mocks ---------------------------------------------------------------------
 
-    def _request(self, ex: Exchange, redactor: Redactor) -> dict[str, Any]:
-        """The request as matchers, secrets replaced (`_matchers` then leaves those out)."""
-        default_port = {"http": 80, "https": 443}[ex.scheme]
-        host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
-        request: dict[str, Any] = {"method": ex.method.upper()}
-        if _HOST_PATTERN.match(host):  # an IPv6 literal has no host pattern: any host then
-            request["host"] = host
-        request["path"] = _template_safe_path(ex.path)
-        query: dict[str, str] = {}
-        for name, value in redactor.query(ex.query):
-            query.setdefault(name, value)
-        if query:
-            request["query"] = query
-        if ex.request_body:
-            data = redactor.body(ex.request_body, _header(ex.request_headers, "content-type"))
-            text = _text(data) if len(data) <= self.rules.inline_limit else None
-            if text is not None:
-                parsed = _json(text)
-                request["body"] = {"equals": text} if parsed is _NOT_JSON else {"json": parsed}
-        return request
-
-    def _response_parts(
-        self, ex: Exchange, redactor: Redactor
-    ) -> tuple[list[tuple[str, str]], bytes]:
-        """The answer's headers and body with named secrets replaced (echoes come later)."""
-        headers = redactor.headers(
-            (k, v) for k, v in ex.response_headers if k.lower() not in _DROP_RESPONSE_HEADERS
-        )
-        body = ex.response_body
-        if body:
-            body = redactor.body(body, _header(ex.response_headers, "content-type"))
-        return headers, body
-
     def _response(
         self,
         ex: Exchange,
         fields: list[tuple[str, str]],
         body: bytes,
-        secrets: list[str],
         stem: str,
         host: _Host,
     ) -> dict[str, Any]:
-        placeholder = self.rules.placeholder
         headers: dict[str, str] = {}
         for name, value in fields:
-            value = scrub(value, secrets, placeholder)
+            value = self._secrets.scrub(value)
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         response: dict[str, Any] = {"status": ex.status}
         if headers:
@@ -240,7 +251,7 @@ class Session:
             return response
         text = _text(body)
         if text is not None:
-            text = scrub(text, secrets, placeholder)
+            text = self._secrets.scrub(text)
             body = text.encode("utf-8")
             if len(body) <= self.rules.inline_limit:
                 parsed = _json(text)
@@ -250,7 +261,7 @@ class Session:
                     response["body"] = literal(text)
                 return response
         else:
-            body = scrub_bytes(body, secrets, placeholder)
+            body = self._secrets.scrub_bytes(body)
         name = _body_file_name(stem, body, _header(ex.response_headers, "content-type"))
         host.files[name] = body
         response["body_file"] = name
@@ -266,7 +277,6 @@ class Session:
         )
         groups.sort(key=lambda g: (g[1]["path"], g[1]["method"], _name(g[1])))
         names: set[str] = set()
-        secrets = self._ordered_secrets()
         items: dict[str, str] = {}
         for entry, request in groups:
             mock: dict[str, Any] = {"name": _unique(_name(request), names), "request": request}
@@ -278,7 +288,7 @@ class Session:
             key = json.dumps(mock, default=str)
             item = host.items.get(key)
             if item is None:
-                scrubbed = scrub_tree(mock, secrets, self.rules.placeholder)
+                scrubbed = self._secrets.scrub_tree(mock)
                 scrubbed["request"] = _matchers(scrubbed["request"], self.rules)
                 item = dump_mock(scrubbed)
             items[key] = item
@@ -288,9 +298,6 @@ class Session:
             f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
         )
         return join_mocks(list(items.values()), comment(header))
-
-    def _ordered_secrets(self) -> list[str]:
-        return sorted(self._secrets, key=len, reverse=True)
 
 
 # --- secrets ----------------------------------------------------------------------------------

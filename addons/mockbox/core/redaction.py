@@ -14,10 +14,12 @@ import fnmatch
 import json
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
+
+from ahocorasick_rs import AhoCorasick, BytesAhoCorasick, MatchKind
 
 from .config import ConfigError, defaults
 
@@ -26,6 +28,7 @@ from .config import ConfigError, defaults
 MIN_ECHO = 8
 # JSON nested deeper than this is hostile, not an API: what lies below is replaced whole.
 MAX_DEPTH = 100
+_KNOWN_NAMES = 4096  # names whose answer a policy remembers
 
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 _SEPARATOR = re.compile(r"[^A-Za-z0-9]")
@@ -65,25 +68,49 @@ def _entry_forms(entry: str) -> set[str]:
 
 @dataclass(frozen=True, slots=True)
 class _Names:
-    """Normalized names, exact or shell-style patterns."""
+    """Normalized names: exact, `*suffix`, `*part*`, `prefix*`, and other shell patterns."""
 
     exact: frozenset[str]
+    suffixes: tuple[str, ...]
+    parts: tuple[str, ...]
+    prefixes: tuple[str, ...]
     pattern: re.Pattern[str] | None
 
     @classmethod
     def of(cls, entries: Iterable[str]) -> _Names:
         forms = {form for entry in entries for form in _entry_forms(entry)}
-        globs = sorted(fnmatch.translate(f) for f in forms if "*" in f)
+        exact, suffixes, parts, prefixes, globs = set(), set(), set(), set(), set()
+        for form in forms:
+            inner = form.strip("*")
+            if "*" not in form:
+                exact.add(form)
+            elif "*" in inner or "?" in form or "[" in form or not inner:
+                globs.add(fnmatch.translate(form))
+            elif form.startswith("*") and form.endswith("*"):
+                parts.add(inner)
+            elif form.startswith("*"):
+                suffixes.add(inner)
+            else:
+                prefixes.add(inner)
         return cls(
-            frozenset(f for f in forms if "*" not in f),
-            re.compile("|".join(globs)) if globs else None,
+            frozenset(exact),
+            tuple(sorted(suffixes)),
+            tuple(sorted(parts)),
+            tuple(sorted(prefixes)),
+            re.compile("|".join(sorted(globs))) if globs else None,
         )
 
     def match(self, forms: frozenset[str]) -> bool:
         if not self.exact.isdisjoint(forms):
             return True
-        pattern = self.pattern
-        return pattern is not None and any(pattern.match(f) for f in forms)
+        for form in forms:
+            if form.endswith(self.suffixes) or form.startswith(self.prefixes):
+                return True
+            if any(part in form for part in self.parts):
+                return True
+            if self.pattern is not None and self.pattern.match(form):
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +121,8 @@ class Policy:
     query_names: _Names
     keep: _Names
     placeholder: str = "REDACTED"
+    # Answers by name: a JSON array repeats its keys thousands of times.
+    _known: dict[tuple[str, bool], bool] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_config(cls, redact: Mapping[str, Any]) -> Policy:
@@ -121,10 +150,16 @@ class Policy:
     def is_secret(self, name: str, query: bool = False) -> bool:
         """True when `name` (a header, a field, a cookie; `query`: a query parameter) carries
         a secret."""
-        forms = _forms(name)
-        if not forms or self.keep.match(forms):
-            return False
-        return self.names.match(forms) or (query and self.query_names.match(forms))
+        known = self._known.get((name, query))
+        if known is not None:
+            return known
+        forms = _forms(name[:200])
+        secret = bool(forms) and not self.keep.match(forms)
+        secret = secret and (self.names.match(forms) or (query and self.query_names.match(forms)))
+        if len(self._known) >= _KNOWN_NAMES:
+            self._known.clear()
+        self._known[(name, query)] = secret
+        return secret
 
 
 @cache
@@ -143,28 +178,88 @@ _TEXT_HEADER_LINE = re.compile(r"^([\w-]{1,100}):[ \t]*([^\r\n]+)", re.MULTILINE
 _TEXT_USERINFO = re.compile(r"//([^/\s:@]{0,100}):([^/\s@]{1,200})@")
 
 
+class Secrets:
+    """Secret values to take out wherever they show up (an upstream echoing a token, a page
+    embedding it). One Aho-Corasick pass finds all of them, however many a recording has
+    learned (a JSON list of users with their keys), longest first where they overlap."""
+
+    def __init__(self, placeholder: str, values: Iterable[str] = ()) -> None:
+        self.placeholder = placeholder
+        self.values: set[str] = set()
+        self._text: AhoCorasick | None = None
+        self._bytes: BytesAhoCorasick | None = None
+        self.add(values)
+
+    def add(self, values: Iterable[str]) -> bool:
+        """Add the values long enough to chase; True when any was new."""
+        new = {v for v in values if len(v) >= MIN_ECHO and v != self.placeholder} - self.values
+        if new:
+            self.values |= new
+            self._text = self._bytes = None
+        return bool(new)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def scrub(self, text: str) -> str:
+        if not self.values:
+            return text
+        if self._text is None:
+            self._text = AhoCorasick(self.values, matchkind=MatchKind.LeftmostLongest)
+        return _replace(text, self._text.find_matches_as_indexes(text), self.placeholder)
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        if not self.values:
+            return data
+        if self._bytes is None:
+            self._bytes = BytesAhoCorasick(
+                [v.encode("utf-8") for v in self.values], matchkind=MatchKind.LeftmostLongest
+            )
+        found = self._bytes.find_matches_as_indexes(data)
+        return _replace(data, found, self.placeholder.encode("utf-8"))
+
+    def scrub_tree(self, value: Any) -> Any:
+        """JSON-like `value` with every copy replaced, in mapping keys too: an upstream may echo
+        a token as a JSON key ({"<token>": {...}}) or in a header name."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {self.scrub_tree(k): self.scrub_tree(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.scrub_tree(v) for v in value]
+        return value
+
+
+def _replace[T: (str, bytes)](data: T, found: list[tuple[int, int, int]], placeholder: T) -> T:
+    if not found:
+        return data
+    pieces, at = [], 0
+    for _, start, end in found:
+        pieces += [data[at:start], placeholder]
+        at = end
+    pieces.append(data[at:])
+    return data[:0].join(pieces)
+
+
 class Redactor:
     """One walk over an exchange (or one message) with a policy. Every value it replaces is
     kept in `found`, so `scrub` can take its copies out of the rest."""
 
-    def __init__(self, policy: Policy, known: Iterable[str] = ()) -> None:
+    def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.placeholder = policy.placeholder
-        self.found: set[str] = set(known)
+        self.found = Secrets(policy.placeholder)  # the values worth chasing elsewhere
         self.replaced = 0  # how many values were replaced so far
-
-    def secrets(self) -> list[str]:
-        """The values worth searching for elsewhere, longest first (none is half-replaced)."""
-        return sorted((s for s in self.found if len(s) >= MIN_ECHO), key=len, reverse=True)
 
     def scrub(self, text: str) -> str:
         """`text` with every copy of a secret found so far replaced."""
-        return scrub(text, self.secrets(), self.placeholder)
+        return self.found.scrub(text)
+
+    def _found(self, value: str) -> None:
+        self.found.add([value.strip()])
 
     def _take(self, value: str) -> str:
-        value = value.strip()
-        if value and value != self.placeholder:
-            self.found.add(value)
+        self._found(value)
         self.replaced += 1
         return self.placeholder
 
@@ -178,7 +273,7 @@ class Redactor:
         key = _plain(name)
         if key == "cookie":
             pairs = [p.partition("=") for p in value.split(";")]
-            self.found.add(value.strip())
+            self._found(value)
             return "; ".join(
                 f"{n.strip()}={self._take(v)}" if eq else self._take(n) for n, eq, v in pairs
             )
@@ -189,7 +284,7 @@ class Redactor:
                 return f"{name_.strip()}={self._take(secret)}{sep}{attributes}"
         scheme, space, rest = value.strip().partition(" ")
         if key.endswith("authorization") and space and rest.strip() and _SCHEME.fullmatch(scheme):
-            self.found.add(value.strip())
+            self._found(value)
             return f"{scheme} {self._take(rest)}"
         return self._take(value)
 
@@ -221,7 +316,7 @@ class Redactor:
         for piece in text.split("&"):
             name, eq, value = piece.partition("=")
             if eq and self.policy.is_secret(unquote_plus(name), query):
-                self.found.add(value)
+                self._found(value)
                 self._take(unquote_plus(value))
                 piece = f"{name}={quote(self.placeholder)}"
             pieces.append(piece)
@@ -306,7 +401,7 @@ class Redactor:
         def param(m: re.Match[str]) -> str:
             if not self.policy.is_secret(unquote_plus(m.group(1)), query=True):
                 return m.group(0)
-            self.found.add(m.group(2))
+            self._found(m.group(2))
             self._take(unquote_plus(m.group(2)))
             return f"{m.group(1)}={self.placeholder}"
 
@@ -322,38 +417,6 @@ class Redactor:
         text = _TEXT_JSON_PAIR.sub(json_pair, text)
         text = _TEXT_PARAM.sub(param, text)
         return _TEXT_HEADER_LINE.sub(header_line, text)
-
-
-def scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
-    """`text` with every copy of each secret replaced (give them longest first)."""
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, placeholder)
-    return text
-
-
-def scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
-    """JSON-like `value` with every copy of each secret replaced, in mapping keys too: an
-    upstream may echo a token as a JSON key ({"<token>": {...}}) or in a header name."""
-    if isinstance(value, str):
-        return scrub(value, secrets, placeholder)
-    if isinstance(value, dict):
-        return {
-            scrub_tree(k, secrets, placeholder): scrub_tree(v, secrets, placeholder)
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [scrub_tree(v, secrets, placeholder) for v in value]
-    return value
-
-
-def scrub_bytes(data: bytes, secrets: Iterable[str], placeholder: str) -> bytes:
-    raw = placeholder.encode("utf-8")
-    for secret in secrets:
-        encoded = secret.encode("utf-8")
-        if encoded in data:
-            data = data.replace(encoded, raw)
-    return data
 
 
 # Shapes of credentials, whatever names them: what a provider's error may quote.
@@ -376,8 +439,7 @@ def scrub_credentials(text: str, known: Iterable[str] = (), policy: Policy | Non
     `known` keys, anything shaped like a key or token, passwords in URLs and the values of
     secret-named pairs are replaced."""
     policy = policy or Policy.default()
-    keys = sorted((k for k in known if k), key=len, reverse=True)
-    text = scrub(text, keys, policy.placeholder)
+    text = Secrets(policy.placeholder, known).scrub(text)
     text = _CREDENTIAL.sub(lambda m: _keep_scheme(m.group(0), policy.placeholder), text)
     return Redactor(policy).text(text)
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 from .ai_answer import FORBIDDEN_HEADERS, AIAnswer
 from .ai_prompt import GenerationRequest
 from .mockwriter import mock_from_answer
-from .redaction import Policy, Redactor, scrub_tree
+from .redaction import Policy, Redactor
 from .request import RequestView
 
 # Headers that describe one exchange, not the API: left out of a mock saved from traffic.
@@ -99,7 +99,7 @@ class Exchange:
         request = self.request.to_json(redactor)
         response = self.response.to_json(redactor) if self.response else None
         shown = {**self.summary(policy), "url": url, "request": request, "response": response}
-        scrubbed: dict[str, Any] = scrub_tree(shown, redactor.secrets(), policy.placeholder)
+        scrubbed: dict[str, Any] = redactor.found.scrub_tree(shown)
         return scrubbed
 
     def draft(self, policy: Policy) -> dict[str, Any]:

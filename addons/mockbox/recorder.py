@@ -156,9 +156,7 @@ class Recorder:
         size = len(exchange.request_body) + len(exchange.response_body)
         if size > OFFLOAD_BYTES and recordable(exchange):
             if self._helper is None:
-                spawn = multiprocessing.get_context(
-                    "spawn"
-                )  # forking a threaded process: unsafe
+                spawn = multiprocessing.get_context("spawn")  # forking a threaded process: unsafe
                 self._helper = ProcessPoolExecutor(1, mp_context=spawn)
             try:
                 redacted = self._helper.submit(redact_exchange, exchange, session.rules).result()

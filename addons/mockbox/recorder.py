@@ -155,8 +155,8 @@ class Recorder:
         redacted: Redacted | None = None
         size = len(exchange.request_body) + len(exchange.response_body)
         if size > OFFLOAD_BYTES and recordable(exchange):
-            if self._helper is None:
-                spawn = multiprocessing.get_context("spawn")  # forking a threaded process: unsafe
+            if self._helper is None:  # spawned: forking a process with threads is unsafe
+                spawn = multiprocessing.get_context("spawn")
                 self._helper = ProcessPoolExecutor(1, mp_context=spawn)
             try:
                 redacted = self._helper.submit(redact_exchange, exchange, session.rules).result()

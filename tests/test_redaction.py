@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mockbox.core.ai_prompt import PROMPT_JSON_BYTES, GenerationRequest
 from mockbox.core.config import ConfigError, load_config
 from mockbox.core.redaction import (
     MAX_DEPTH,
@@ -18,6 +19,7 @@ from mockbox.core.redaction import (
     redact_url,
     scrub_credentials,
 )
+from mockbox.core.request import RequestView
 
 POLICY = Policy.default()
 
@@ -202,3 +204,15 @@ def test_provider_error_text_stays_readable() -> None:
         "https://platform.openai.com/account/api-keys (Token expired, basic auth failed)"
     )
     assert scrub_credentials(text) == text
+
+
+def test_a_large_json_body_reaches_a_prompt_cut_and_redacted() -> None:
+    """Walking megabytes for a prompt would hold the event loop: past PROMPT_JSON_BYTES the
+    body is redacted as text, then cut."""
+    doc = {"password": "pw-in-a-large-body", "items": ["x" * 100] * 4000}
+    body = json.dumps(doc).encode()
+    assert len(body) > PROMPT_JSON_BYTES
+    view = RequestView("POST", "https", "api.test", 443, "/p", body=body)
+    sent = GenerationRequest.from_view(view, POLICY).body
+    assert isinstance(sent, str) and len(sent) == 4000
+    assert sent.startswith('{"password": "REDACTED", "items": ["xxx')

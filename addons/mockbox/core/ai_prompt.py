@@ -28,6 +28,8 @@ _ID_LIKE = re.compile(
 # that they were there (a few: a client sending hundreds must not grow the prompt).
 RELEVANT_HEADERS = ("content-type", "accept", "accept-language", "user-agent", "if-none-match")
 MAX_SECRET_HEADERS = 8
+# A larger JSON body is shown as text, cut: walking it for secrets would hold the event loop.
+PROMPT_JSON_BYTES = 256 * 1024
 COMPLEXITY = {
     "simple": "Keep the body small: a few fields, no nesting beyond one level.",
     "medium": "A realistic body as the real API would send it.",
@@ -115,11 +117,12 @@ class GenerationRequest:
         query = [(k, v) for k, v in view.query if not policy.is_secret(k, query=True)]
         body: Any = None
         if view.body:
-            parsed = view.json
+            parsed = view.json if len(view.body) <= PROMPT_JSON_BYTES else NOT_JSON
             if parsed is not NOT_JSON:
                 body = redactor.found.scrub_tree(redactor.json(parsed))
-            else:
-                text = redactor.body(view.body, view.headers.get("content-type", ""))
+            else:  # redacted before it is cut: a cut pair would not be recognised
+                window = view.body[: max_body_chars * 4 + 4096]
+                text = redactor.body(window, view.headers.get("content-type", ""))
                 body = redactor.scrub(text.decode("utf-8", "replace"))[:max_body_chars]
         scrub = redactor.scrub
         return cls(

@@ -159,7 +159,10 @@ class Recorder:
                 spawn = multiprocessing.get_context("spawn")
                 self._helper = ProcessPoolExecutor(1, mp_context=spawn)
             try:
-                redacted = self._helper.submit(redact_exchange, exchange, session.rules).result()
+                job = self._helper.submit(
+                    redact_exchange, exchange, session.rules, session.secrets()
+                )
+                redacted = job.result()
             except BrokenProcessPool:  # killed from outside: redact here, start a new one later
                 logger.warning("mockbox: the recorder's helper process died; redacting here")
                 self._helper = None

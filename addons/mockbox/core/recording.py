@@ -111,7 +111,8 @@ class _Host:
 
 @dataclass(frozen=True, slots=True)
 class Redacted:
-    """An exchange's parts with every secret-named value replaced, and the values found."""
+    """An exchange ready to record: every secret-named value replaced, and every copy of a
+    secret known (before or in it); with the values it revealed."""
 
     request: dict[str, Any]  # the request as matchers
     headers: list[tuple[str, str]]  # the answer's
@@ -123,9 +124,10 @@ def recordable(ex: Exchange) -> bool:
     return ex.method.upper() not in _SKIP_METHODS and ex.scheme in ("http", "https")
 
 
-def redact_exchange(ex: Exchange, rules: Rules) -> Redacted:
-    """The slow half of recording an exchange (walking its bodies for secret-named fields):
-    pure, so the recorder can run it in another process for large bodies."""
+def redact_exchange(ex: Exchange, rules: Rules, known: Secrets) -> Redacted:
+    """The slow half of recording an exchange: walking its bodies for secret-named fields
+    (whose values join `known`), then taking every known secret out. Touches nothing else,
+    so the recorder runs it in a helper process for large bodies."""
     redactor = Redactor(rules.policy)
     redactor.headers(ex.request_headers)  # never written; their values are found for echoes
     request = _request(ex, redactor, rules.inline_limit)
@@ -135,7 +137,14 @@ def redact_exchange(ex: Exchange, rules: Rules) -> Redacted:
     body = ex.response_body
     if body:
         body = redactor.body(body, _header(ex.response_headers, "content-type"))
-    return Redacted(request, headers, body, frozenset(redactor.found.values))
+    known.add(redactor.found.values)
+    text = _text(body) if body else None
+    return Redacted(
+        _matchers(known.scrub_tree(request), rules),
+        [(k, known.scrub(v)) for k, v in headers],
+        known.scrub(text).encode("utf-8") if text is not None else known.scrub_bytes(body),
+        frozenset(redactor.found.values),
+    )
 
 
 def _request(ex: Exchange, redactor: Redactor, inline_limit: int) -> dict[str, Any]:
@@ -174,28 +183,36 @@ class Session:
         self._secrets = Secrets(rules.placeholder)
 
     def add(self, ex: Exchange, redacted: Redacted | None = None) -> str | None:
-        """Take one exchange (with `redact_exchange`'s result when it was made elsewhere);
-        returns the host file stem it went to (None when skipped)."""
+        """Take one exchange (with `redact_exchange`'s result when it was made elsewhere, with
+        the secrets `secrets()` gave then); returns the host file stem it went to (None when
+        skipped)."""
         if not recordable(ex):
             return None
-        redacted = redacted or redact_exchange(ex, self.rules)
-        stem = _host_stem(ex)
-        host = self._hosts.setdefault(stem, _Host())
-        host.seen += 1
-        if self._secrets.add(redacted.found):
+        before = len(self._secrets)
+        if redacted is None:
+            redacted = redact_exchange(ex, self.rules, self._secrets)
+        else:
+            self._secrets.add(redacted.found)
+        if len(self._secrets) != before:
             for known in self._hosts.values():  # written items may hold the new secret
                 known.items.clear()
                 known.dirty = True
-        request = _matchers(self._secrets.scrub_tree(redacted.request), self.rules)
-        key = json.dumps(request, sort_keys=True, default=str)
+        stem = _host_stem(ex)
+        host = self._hosts.setdefault(stem, _Host())
+        host.seen += 1
+        key = json.dumps(redacted.request, sort_keys=True, default=str)
         entry = host.entries.get(key)
         if entry is None:
-            entry = host.entries[key] = _Entry(request)
+            entry = host.entries[key] = _Entry(redacted.request)
             host.dirty = True
         response = self._response(ex, redacted.headers, redacted.body, stem, host)
         if entry.add(response):
             host.dirty = True
         return stem
+
+    def secrets(self) -> Secrets:
+        """A copy of the secrets known so far, for `redact_exchange` elsewhere."""
+        return Secrets(self.rules.placeholder, self._secrets.values)
 
     def counts(self) -> dict[str, int]:
         """Requests seen so far, by host."""
@@ -242,26 +259,17 @@ class Session:
     ) -> dict[str, Any]:
         headers: dict[str, str] = {}
         for name, value in fields:
-            value = self._secrets.scrub(value)
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         response: dict[str, Any] = {"status": ex.status}
         if headers:
             response["headers"] = literal(headers)
         if not body:
             return response
-        text = _text(body)
+        text = _text(body) if len(body) <= self.rules.inline_limit else None
         if text is not None:
-            text = self._secrets.scrub(text)
-            body = text.encode("utf-8")
-            if len(body) <= self.rules.inline_limit:
-                parsed = _json(text)
-                if isinstance(parsed, (dict, list)):
-                    response["body"] = literal(parsed)
-                else:
-                    response["body"] = literal(text)
-                return response
-        else:
-            body = self._secrets.scrub_bytes(body)
+            parsed = _json(text)
+            response["body"] = literal(parsed if isinstance(parsed, (dict, list)) else text)
+            return response
         name = _body_file_name(stem, body, _header(ex.response_headers, "content-type"))
         host.files[name] = body
         response["body_file"] = name

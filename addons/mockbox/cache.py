@@ -47,6 +47,7 @@ from .core.cachepolicy import (
 )
 from .core.library import ReloadReport
 from .core.model import HostPattern
+from .core.redaction import redact_url
 from .core.request import Headers
 from .flows import BACKGROUND, RECORDING, SOURCE, make_headers, request_view
 from .metrics import Metrics
@@ -327,7 +328,7 @@ class ResponseCache:
             if refresh.killable:
                 refresh.kill()
         except Exception:  # a failed refresh must never take the proxy down
-            logger.exception(f"mockbox: refreshing {request.pretty_url} failed")
+            logger.exception(f"mockbox: refreshing {redact_url(request.pretty_url)} failed")
         response = refresh.response
         ok = (
             response is not None
@@ -393,7 +394,7 @@ class ResponseCache:
             self.defaults,
         )
         if isinstance(plan, str):
-            logger.debug(f"mockbox: not caching {request.pretty_url}: {plan}")
+            logger.debug(f"mockbox: not caching {redact_url(request.pretty_url)}: {plan}")
             return
         headers = plan.headers
         cdn_ttl = st.rule.cdn_ttl if st.rule else None

@@ -147,6 +147,11 @@ def test_form_multipart_and_text_bodies() -> None:
     )
     out = redactor.body(multipart, 'multipart/form-data; boundary="XyZ"')
     assert out == multipart.replace(b"mp-secret-1", b"REDACTED")
+    soap = b'<s:Body><m:Login><m:User>ann</m:User><m:Password a="1">pw-xml-1</m:Password>'
+    assert redactor.body(soap + b"</m:Login></s:Body>", "text/xml") == (
+        b'<s:Body><m:Login><m:User>ann</m:User><m:Password a="1">REDACTED</m:Password>'
+        b"</m:Login></s:Body>"
+    )
     page = b'<a href="/x?token=tok-12345678">go</a><script>var c = {"csrf_token": "c-1"}</script>'
     assert redactor.body(page, "text/html") == (
         b'<a href="/x?token=REDACTED">go</a><script>var c = {"csrf_token": "REDACTED"}</script>'

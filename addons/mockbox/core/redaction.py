@@ -168,7 +168,8 @@ def _default_policy() -> Policy:
 
 
 # Free text: "name": "value" (JSON that could not be parsed: cut short, embedded in a page),
-# name=value (a URL in a page or an error message), "Name: value" lines (headers quoted).
+# name=value (a URL in a page or an error message), "Name: value" lines (headers quoted),
+# <name>value</name> (XML, SOAP).
 _TEXT_JSON_PAIR = re.compile(
     r"""(["'])([^"'\\\n]{1,100})\1(\s*:\s*)("(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|[\w.+-]+)"""
 )
@@ -176,6 +177,7 @@ _SAYS_NOTHING = frozenset({"true", "false", "null", "True", "False", "None"})
 _TEXT_PARAM = re.compile(r"(?<![\w.\[\]%-])([\w.\[\]%-]{1,100})=([^&\s\"'<>;,]+)")
 _TEXT_HEADER_LINE = re.compile(r"^([\w-]{1,100}):[ \t]*([^\r\n]+)", re.MULTILINE)
 _TEXT_USERINFO = re.compile(r"//([^/\s:@]{0,100}):([^/\s@]{1,200})@")
+_TEXT_ELEMENT = re.compile(r"<([A-Za-z_][\w.:-]{0,100})(\s[^<>]{0,1000})?>([^<]+)</\1\s*>")
 
 
 class Secrets:
@@ -419,7 +421,15 @@ class Redactor:
             self._take(unquote_plus(m.group(2)))
             return f"//{m.group(1)}:{self.placeholder}@"
 
+        def element(m: re.Match[str]) -> str:
+            name = m.group(1).rpartition(":")[2]  # a namespace prefix says nothing
+            if not self.policy.is_secret(name):
+                return m.group(0)
+            self._take(m.group(3))
+            return f"<{m.group(1)}{m.group(2) or ''}>{self.placeholder}</{m.group(1)}>"
+
         text = _TEXT_USERINFO.sub(userinfo, text)
+        text = _TEXT_ELEMENT.sub(element, text)
         text = _TEXT_JSON_PAIR.sub(json_pair, text)
         text = _TEXT_PARAM.sub(param, text)
         return _TEXT_HEADER_LINE.sub(header_line, text)

@@ -163,8 +163,8 @@ class Recorder:
                     redact_exchange, exchange, session.rules, session.secrets()
                 )
                 redacted = job.result()
-            except BrokenProcessPool:  # killed from outside: redact here, start a new one later
-                logger.warning("mockbox: the recorder's helper process died; redacting here")
+            except (BrokenProcessPool, OSError) as e:  # killed, or cannot start: redact here
+                logger.warning(f"mockbox: the recorder's helper process failed ({e!r})")
                 self._helper = None
         return session.add(exchange, redacted)
 

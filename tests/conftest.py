@@ -4,6 +4,7 @@ the `mockbox` command, the browser."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -511,7 +513,9 @@ class LLMServer:
     real SDKs. Each call takes the next scripted step (the last one repeats):
     {"answer": obj} | {"raw": text} | {"status": 500[, "message": text]} | {"delay": seconds, ...}
     | {"http_body": bytes} (a 200 whose body is not the API's JSON)
-    | {"truncate": True} (announces a body, sends half of it and closes)."""
+    | {"truncate": True} (announces a body, sends half of it and closes)
+    | {"huge": n, "gzip": bool, "chunked": bool} (a chat completion whose content is n bytes,
+      made as it is sent: with a Content-Length or chunked, gzip-compressed or not)."""
 
     server: ThreadingHTTPServer
     script: list[dict[str, Any]] = field(default_factory=lambda: [{"answer": {}}])
@@ -528,6 +532,30 @@ class LLMServer:
             self.calls.append(call)
             index = min(len(self.calls) - 1, len(self.script) - 1)
             return self.script[index]
+
+
+_HUGE_HEAD = (
+    b'{"id": "chatcmpl-huge", "object": "chat.completion", "created": 0, "model": "m", '
+    b'"choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", '
+    b'"content": "'
+)
+_HUGE_TAIL = b'"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}'
+
+
+def _huge_answer(size: int) -> Iterator[bytes]:
+    """A chat completion whose content is `size` bytes, 64 KiB at a time."""
+    yield _HUGE_HEAD
+    for start in range(0, size, 65536):
+        yield b"a" * min(65536, size - start)
+    yield _HUGE_TAIL
+
+
+@functools.cache
+def gzipped_huge_answer(size: int) -> bytes:
+    """The same, gzip-compressed (54 MB of one letter are 50 KB). Made once per size; a stall
+    test calls it before its canary starts, so its own work is not measured."""
+    packer = zlib.compressobj(wbits=31)
+    return b"".join(packer.compress(p) for p in _huge_answer(size)) + packer.flush()
 
 
 def _llm_handler(ref: list[LLMServer]) -> type[BaseHTTPRequestHandler]:
@@ -548,6 +576,11 @@ def _llm_handler(ref: list[LLMServer]) -> type[BaseHTTPRequestHandler]:
             if step.get("status"):
                 message = step.get("message", "boom")
                 self._send(step["status"], {"error": {"type": "server_error", "message": message}})
+                return
+            if "huge" in step:
+                self._send_huge(
+                    int(step["huge"]), bool(step.get("gzip")), bool(step.get("chunked"))
+                )
                 return
             if "http_body" in step or step.get("truncate"):
                 cut = b'{"id": "chatcmpl-cut", "object": "chat.completion", "choices": ['
@@ -612,6 +645,31 @@ def _llm_handler(ref: list[LLMServer]) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body) * (2 if truncated else 1)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _send_huge(self, size: int, gzip: bool, chunked: bool) -> None:
+            """A valid answer with `size` bytes of content, written until the client hangs up."""
+            body, length = _huge_answer(size), len(_HUGE_HEAD) + size + len(_HUGE_TAIL)
+            if gzip:
+                packed = gzipped_huge_answer(size)
+                body = (packed[i : i + 65536] for i in range(0, len(packed), 65536))
+                length = len(packed)
+            self.close_connection = True
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if gzip:
+                    self.send_header("Content-Encoding", "gzip")
+                if chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                else:
+                    self.send_header("Content-Length", str(length))
+                self.end_headers()
+                for part in body:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part) if chunked else part)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client stopped reading: what a capped client does
 
         def _send(self, status: int, payload: dict[str, Any]) -> None:
             data = json.dumps(payload).encode()

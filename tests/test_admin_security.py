@@ -1,6 +1,7 @@
 """The admin API against the OWASP API Security Top 10 (see SECURITY.md): every /api route
-behind the token, guessing throttled, errors as JSON, bounded bodies, no details for strangers,
-and no way to reach the admin server through the proxy."""
+behind the token, guessing throttled, every route behind the Host check, errors as JSON,
+bounded bodies, no details for strangers. That the proxy cannot reach the admin server is
+tests/test_admin_self_guard.py."""
 
 from __future__ import annotations
 
@@ -14,21 +15,22 @@ import requests
 from mockbox import stack
 from mockbox.admin import AdminServer
 
-from .conftest import REPO, MockBox, MockBoxFactory, clean_env, free_port, write_mocks
+from .conftest import REPO, MockBox, MockBoxFactory, clean_env, free_port
 from .test_config_cli import run_mockbox
 
 TOKEN = "a-long-enough-admin-token-0123"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def api_paths() -> list[str]:
-    """Every /api route the running app registers, made concrete (regex groups filled in)."""
+def all_paths() -> list[str]:
+    """Every route the running app registers, made concrete (regex groups filled in)."""
     admin = next(a for a in stack.build() if isinstance(a, AdminServer))
-    paths = []
-    for pattern, *_ in admin.routes:
-        if pattern.startswith("/api"):
-            paths.append(re.sub(r"\([^)]*\)", "1", pattern).replace(r"\d+", "1"))
-    return paths
+    patterns = ["/healthz", "/metrics", *(pattern for pattern, *_ in admin.routes)]
+    return [re.sub(r"\([^)]*\)", "1", p).replace(r"\d+", "1") for p in patterns]
+
+
+def api_paths() -> list[str]:
+    return [path for path in all_paths() if path.startswith("/api")]
 
 
 @pytest.fixture
@@ -59,8 +61,64 @@ def test_guessing_the_token_is_throttled(guarded: MockBox) -> None:
     assert refused.status_code == 429
     assert refused.json()["error"] == "TOO_MANY_FAILED_LOGINS"
     assert 1 <= int(refused.headers["Retry-After"]) <= 60
-    # the address stays refused for the window, even with the right token
-    assert requests.get(guarded.admin + "/api/mocks", headers=AUTH, timeout=5).status_code == 429
+    # The right token still passes from the throttled address: a guesser cannot lock out the
+    # owner (the token is compared in constant time either way).
+    assert requests.get(guarded.admin + "/api/mocks", headers=AUTH, timeout=5).status_code == 200
+    # Guesses at /healthz are throttled too (it answers more with the right token).
+    health = requests.get(guarded.admin + "/healthz", headers=wrong, timeout=5)
+    assert (health.status_code, health.json()["error"]) == (429, "TOO_MANY_FAILED_LOGINS")
+    full = requests.get(guarded.admin + "/healthz", headers=AUTH, timeout=5)
+    assert full.status_code == 200 and "folder" in full.json()["mocks"]
+    # and without a token, /healthz answers as it does to any probe
+    assert requests.get(guarded.admin + "/healthz", timeout=5).status_code == 200
+
+
+def test_healthz_guesses_count(guarded: MockBox) -> None:
+    wrong = {"Authorization": "Bearer guess"}
+    codes = [
+        requests.get(guarded.admin + "/healthz", headers=wrong, timeout=5).status_code
+        for _ in range(11)
+    ]
+    assert codes == [401] * 10 + [429]
+    assert requests.get(guarded.admin + "/api/mocks", headers=wrong, timeout=5).status_code == 429
+
+
+@pytest.mark.parametrize("token", [None, TOKEN])
+def test_every_route_checks_the_host_header(mockbox: MockBoxFactory, token: str | None) -> None:
+    """DNS rebinding: a page at evil.example (resolving to 127.0.0.1) reads nothing, not even
+    /healthz (the folder and problems) or /metrics, from an admin server on loopback."""
+    env = clean_env(MOCKBOX_ADMIN_TOKEN=token) if token else clean_env()
+    box = mockbox(REPO / "mocks", env=env)
+    auth = {"Authorization": f"Bearer {token}"} if token else {}
+    paths = [*all_paths(), "/nowhere"]
+    assert {"/healthz", "/metrics", "/", "/assets/1", "/api/mocks"} <= set(paths)
+    rebound = {"Host": f"evil.example:{box.admin_port}", **auth}
+    for path in paths:
+        for method in ("GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE"):
+            r = requests.request(method, box.admin + path, headers=rebound, timeout=5)
+            assert r.status_code == 403, (method, path, r.status_code)
+            if method != "HEAD":
+                assert r.json()["error"] == "CROSS_SITE_REFUSED"
+                assert "folder" not in r.text and "mockbox_" not in r.text  # nothing leaks
+    for host in ("127.0.0.1", "localhost", "[::1]", "[::ffff:127.0.0.1]"):
+        named = {"Host": f"{host}:{box.admin_port}", **auth}
+        for path in ("/healthz", "/metrics", "/"):
+            r = requests.get(box.admin + path, headers=named, timeout=5)
+            assert r.status_code == 200, (host, path)
+
+
+def test_probes_by_pod_address_work_beyond_loopback(mockbox: MockBoxFactory) -> None:
+    """Listening beyond loopback (the token guards it), any Host may lead to the admin server:
+    an orchestrator probes the pod's address, an ingress sends its own name."""
+    box = mockbox(
+        REPO / "mocks", "--admin-host", "0.0.0.0", env=clean_env(MOCKBOX_ADMIN_TOKEN=TOKEN)
+    )
+    for host in ("10.1.2.3", "mockbox.internal.example", "127.0.0.1"):
+        headers = {"Host": f"{host}:{box.admin_port}"}
+        assert requests.get(box.admin + "/healthz", headers=headers, timeout=5).status_code == 200
+        assert requests.get(box.admin + "/metrics", headers=headers, timeout=5).status_code == 200
+        r = requests.get(box.admin + "/api/mocks", headers={**headers, **AUTH}, timeout=5)
+        assert r.status_code == 200
 
 
 def test_errors_are_json_never_html(guarded: MockBox) -> None:
@@ -106,21 +164,6 @@ def test_short_token_refused_beyond_loopback() -> None:
         env=clean_env(MOCKBOX_ADMIN_TOKEN="s3cret"),
     )
     assert out.returncode == 2 and "too short" in out.stderr and "16 characters" in out.stderr
-
-
-def test_the_proxy_does_not_forward_to_the_admin_server(
-    mockbox: MockBoxFactory, tmp_path: Path
-) -> None:
-    mocks = tmp_path / "mocks"
-    write_mocks(mocks, "m.yaml", "mocks:\n  - request: {path: /ok}\n    response: {body: ok}\n")
-    box = mockbox(mocks, "--unmatched", "upstream")
-    for host in ("127.0.0.1", "localhost", "0.0.0.0"):
-        r = box.get(f"http://{host}:{box.admin_port}/api/mocks")
-        assert r.status_code == 502, host
-        assert "own admin server" in r.text
-    assert box.get("http://any.test/ok").text == "ok"
-    direct = requests.get(f"{box.admin}/api/mocks", timeout=5)  # while direct use still works
-    assert direct.status_code == 200 and direct.json()["total"] == 1
 
 
 def listening_addresses(port: int) -> set[str]:

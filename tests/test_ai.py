@@ -7,13 +7,25 @@ import json
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
 
-from .conftest import BIN, LLMServer, MockBox, MockBoxFactory, clean_env, wait_until, write_mocks
+from .conftest import (
+    BIN,
+    CANARY_MOCK,
+    Canary,
+    LLMServer,
+    MockBox,
+    MockBoxFactory,
+    clean_env,
+    gzipped_huge_answer,
+    wait_until,
+    write_mocks,
+)
 
 SHOP = """
 mocks:
@@ -237,7 +249,7 @@ def test_persisted_answer_becomes_a_mock(
 ) -> None:
     body = {**GOOD["body"], "note": "{{ not a template }}"}
     llm_server.script = [{"answer": {**GOOD, "body": body}}]
-    box = openai_box(mockbox, tmp_path, llm_server)
+    box = openai_box(mockbox, tmp_path, llm_server, persist_header=True)
     r = box.get("http://api.shop.test/users/77?x=1", headers={"X-MockBox-Persist": "true"})
     assert r.status_code == 200 and r.json() == body
     generated = tmp_path / "mocks" / "generated" / "api.shop.test.yaml"
@@ -254,6 +266,20 @@ def test_persisted_answer_becomes_a_mock(
     assert again.headers["X-MockBox-Source"] == "mock"
     assert again.json() == body  # served verbatim: "{{ ... }}" in a model's text stays text
     assert len(llm_server.calls) == 1
+
+
+def test_the_persist_header_is_ignored_unless_configured(
+    mockbox: MockBoxFactory, tmp_path: Path
+) -> None:
+    """Any client of the proxy can send `X-MockBox-Persist`: by default it writes nothing."""
+    box = start(mockbox, tmp_path, {"provider": "offline"})
+    for i in range(3):
+        r = box.get(f"http://api.shop.test/users/{90 + i}", headers={"X-MockBox-Persist": "true"})
+        assert r.status_code == 200 and r.headers["X-MockBox-Source"] == "ai"
+    wait_until(lambda: "ignoring x-mockbox-persist" in box.log(), 10, "the log line")
+    assert box.log().count("ignoring x-mockbox-persist") == 1  # said once, not per request
+    assert not (tmp_path / "mocks" / "generated").exists()
+    assert box.health()["mocks"]["loaded"] == 3
 
 
 def test_offline_provider_answers_siblings_with_the_right_shape(
@@ -459,3 +485,72 @@ def test_imported_openapi_schema_grounds_and_checks_answers(
     assert prompt["response_body_json_schema"]["required"] == ["id", "name", "tag"]
     repair = llm_server.calls[1]["body"]["messages"][1]["content"]
     assert "does not match the API's schema" in repair and "'tag' is a required property" in repair
+
+
+def _memory_kib(box: MockBox, field: str) -> int:
+    """VmRSS (now) or VmHWM (the peak since it started) of the MockBox process, in KiB."""
+    status = Path(f"/proc/{box.proc.pid}/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", status, re.M).group(1))  # type: ignore[union-attr]
+
+
+def test_a_huge_provider_answer_is_cut_off_without_stalling_anyone(
+    mockbox: MockBoxFactory, tmp_path: Path, llm_server: LLMServer
+) -> None:
+    """54 MB from the provider once took 159 s and 5.4 GB. Now at most ai.max_answer_bytes
+    (1 MiB) is read, counted as it arrives and as it decompresses, with or without a
+    Content-Length; the client gets the usual 502 and no other client waits meanwhile."""
+    size = 54_000_000
+    variants = [
+        {"huge": size},
+        {"huge": size, "chunked": True},
+        {"huge": size, "gzip": True},  # 50 KB on the wire, 54 MB decoded
+        {"huge": size, "gzip": True, "chunked": True},
+    ]
+    llm_server.script = variants * 100
+    mocks = tmp_path / "mocks"
+    write_mocks(mocks, "shop.yaml", SHOP + CANARY_MOCK)
+    config = tmp_path / "config.yaml"
+    ai = {"provider": "openai", "base_url": f"{llm_server.url}/v1", "max_retries": 1}
+    ai.update(timeout=60, breaker={"failures": 1000, "cooldown": 30})
+    config.write_text(yaml.safe_dump({"unmatched": "ai", "ai": ai}))
+    box = mockbox(mocks, "--config", str(config), env=clean_env(OPENAI_API_KEY="sk-test"))
+    gzipped_huge_answer(size)
+    before = _memory_kib(box, "VmRSS")
+    took = []
+    with Canary(box) as canary:
+        begun = time.monotonic()
+        while len(took) < 8 or (time.monotonic() - begun < 1.5 and len(took) < 300):
+            variant = variants[len(took) % len(variants)]
+            started = time.monotonic()
+            r = box.get(f"http://api.shop.test/users/{1000 + len(took)}", timeout=120)
+            took.append(time.monotonic() - started)
+            assert r.status_code == 502, (variant, r.text)
+            error = r.json()
+            assert error["error"] == "AI_PROVIDER_ERROR", variant
+            assert "larger than ai.max_answer_bytes (1048576 bytes)" in error["message"], variant
+    canary.assert_never_waited()
+    assert len(llm_server.calls) == len(took)  # refused, not retried
+    assert max(took) < 10, took
+    grown = _memory_kib(box, "VmHWM") - before
+    assert grown < 100 * 1024, f"the peak grew by {grown} KiB"  # not the 54 MB, let alone GBs
+    print(
+        f"{len(took)} refusals, the slowest {max(took):.2f} s; worst canary wait "
+        f"{canary.worst * 1000:.0f} ms; peak +{grown} KiB"
+    )
+
+
+def test_anthropic_answers_are_capped_too(
+    mockbox: MockBoxFactory, tmp_path: Path, llm_server: LLMServer
+) -> None:
+    llm_server.script = [{"huge": 5_000_000, "gzip": True, "chunked": True}, {"answer": GOOD}]
+    box = start(
+        mockbox,
+        tmp_path,
+        {"provider": "anthropic", "base_url": llm_server.url, "max_retries": 1, "timeout": 30},
+        {"ANTHROPIC_API_KEY": "ak-test"},
+    )
+    r = box.get("http://api.shop.test/users/70", timeout=60)
+    assert r.status_code == 502 and r.json()["error"] == "AI_PROVIDER_ERROR"
+    assert "max_answer_bytes" in r.json()["message"]
+    ok = box.get("http://api.shop.test/users/71")  # the next, ordinary answer is read as usual
+    assert ok.status_code == 200 and ok.json() == GOOD["body"]

@@ -64,7 +64,7 @@ mocks:
 """
 CONFIG = """\
 traffic: {size: 20}
-rate_limit: {violations_kept: 10}
+rate_limit: {violations_kept: 10, public: {per_address: none}}  # every key a client of its own
 """
 
 

@@ -1,11 +1,17 @@
-"""Property/fuzz tests for the mock file loader (mockfile.py, yamlsrc.py, library.py): hostile
-files give problems that name the file and a line, never an exception, never a hang, and never
-take the good files of the same folder down."""
+"""Property/fuzz tests for the mock file loader (mockfile.py, yamlsrc.py, library.py,
+safefile.py): hostile files give problems that name the file and a line, never an exception,
+never a hang, never the text of a file outside the folder, and never take the good files of the
+same folder down."""
 
 from __future__ import annotations
 
+import os
+import string
 import tempfile
-from collections.abc import Iterator
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +22,9 @@ from hypothesis import strategies as st
 
 from mockbox.core.library import MockLibrary
 from mockbox.core.mockfile import LoadedFile, load_mock_file, load_mock_text
+from mockbox.core.safefile import MIB, FileLimits
 from mockbox.core.templating import TemplateEngine
+from mockbox.core.yamlsrc import MAX_DEPTH
 
 from .fuzzing import json_values, time_bound
 
@@ -66,9 +74,9 @@ def load_in_folder(root: Path, data: str | bytes) -> tuple[LoadedFile, MockLibra
     return loaded, library
 
 
-def good_still_serves(library: MockLibrary, root: Path) -> None:
+def good_still_serves(library: MockLibrary, root: Path, bad: str = "bad.yaml") -> None:
     assert any(m.name == "good" for m in library.index.mocks), library.problems
-    assert all(p.file in (root / "bad.yaml", root / "good.yaml") for p in library.problems)
+    assert all(p.file in (root / bad, root / "bad.yaml") for p in library.problems)
     assert not any(p.file == root / "good.yaml" for p in library.problems)
 
 
@@ -338,3 +346,311 @@ def test_body_file_never_reads_outside_the_folder(folder: Path, name: str) -> No
     if loaded.mocks:
         target = (folder / name).resolve()
         assert target.is_relative_to(folder) and target.is_file()
+
+
+# --- values the YAML constructor cannot build -------------------------------------------------
+
+CONSTRUCTOR: dict[str, str] = {
+    "impossible timestamp": "2001-13-45",
+    "impossible time of day": "2001-01-01 25:61:61",
+    "explicit int that is not": "!!int x",
+    "explicit float that is not": "!!float x",
+    "explicit bool that is not": "!!bool x",
+    "explicit timestamp that is not": "!!timestamp x",
+    "integer past Python's text limit": "9" * 5000,
+    "hex integer past it once printed": "0x" + "f" * 5000,
+}
+
+
+@pytest.mark.parametrize("name", CONSTRUCTOR)
+def test_values_yaml_cannot_build_are_problems_on_their_line(folder: Path, name: str) -> None:
+    """These raised ValueError, KeyError or AttributeError out of the loader (and so out of a
+    reload) instead of being the file's problem."""
+    text = f"mocks:\n  - request: {{path: /v}}\n    response:\n      body: {CONSTRUCTOR[name]}\n"
+    loaded, library = load_in_folder(folder, text)
+    check_problems(loaded, folder / "bad.yaml", text)
+    assert [p.line for p in loaded.problems] == [4], loaded.problems
+    good_still_serves(library, folder)
+
+
+# --- nesting depth ---------------------------------------------------------------------------
+
+
+def nested(kind: str, depth: int) -> str:
+    """A mock whose body value is `depth` levels deep, leaves included (`1` is one level)."""
+    head = "mocks:\n  - request: {path: /d}\n    response:\n      body:"
+    if depth <= 2 or kind == "flow":
+        return f"{head} {'[' * (depth - 1)}1{']' * (depth - 1)}\n"
+    if kind.startswith("block"):  # one level a line, from line 5 on
+        step, last = ("a:", "b: 1") if kind == "block mapping" else ("-", "- 1")
+        lines = ["  " * (i + 4) + step for i in range(depth - 2)] + ["  " * (depth + 2) + last]
+        return head + "\n" + "\n".join(lines) + "\n"
+    # anchors: every rung one line, but each alias stacks the rung before it one level deeper
+    rungs = ["l0: &l0 [1]"] + [f"l{i}: &l{i} [*l{i - 1}]" for i in range(1, depth - 2)]
+    return f"{head} {{{', '.join(rungs)}}}\n"
+
+
+NESTING_KINDS = ["block mapping", "block list", "flow", "anchors"]
+BODY_LEVEL = 5  # the body's value is level 5 (the file, mocks, the mock, response, body)
+
+
+@pytest.mark.parametrize("kind", NESTING_KINDS)
+def test_600_levels_of_nesting_are_a_problem_not_a_recursion_error(folder: Path, kind: str) -> None:
+    """600 levels raised RecursionError out of the loader: `mockbox run` exited without naming
+    the file, the validate API answered 500 and hot reload stopped."""
+    text = nested(kind, 600)
+    loaded, library = load_in_folder(folder, text)
+    check_problems(loaded, folder / "bad.yaml", text)
+    (problem,) = loaded.problems
+    assert f"nests deeper than {MAX_DEPTH} levels" in problem.message
+    if kind.startswith("block"):  # the line where the first level too many starts
+        assert problem.line == MAX_DEPTH + 1, problem
+    good_still_serves(library, folder)
+
+
+@given(st.sampled_from(NESTING_KINDS), st.integers(min_value=1, max_value=900))
+def test_any_nesting_loads_or_is_named_with_its_line(folder: Path, kind: str, depth: int) -> None:
+    text = nested(kind, depth)
+    with time_bound(20):
+        loaded = load_mock_text(folder / "bad.yaml", text, folder, ENGINE)
+    check_problems(loaded, folder / "bad.yaml", text)
+    if BODY_LEVEL - 1 + depth <= MAX_DEPTH:
+        assert loaded.problems == [] and len(loaded.mocks) == 1
+    else:
+        assert len(loaded.problems) == 1 and "nests deeper than" in loaded.problems[0].message
+
+
+# --- files that are not what they seem: symlinks, FIFOs, devices, sizes ----------------------
+
+
+@contextmanager
+def placed(path: Path, make: Callable[[Path], object]) -> Iterator[Path]:
+    """`make(path)` (a symlink, a FIFO...) for the duration of the block."""
+    path.unlink(missing_ok=True)
+    make(path)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def load_placed(root: Path, name: str) -> tuple[LoadedFile, MockLibrary]:
+    with time_bound(20):
+        loaded = load_mock_file(root / name, root, ENGINE)
+        library = MockLibrary(root, ENGINE)
+        library.refresh()
+    assert [p for p in library.problems if p.file == root / name] == loaded.problems
+    return loaded, library
+
+
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
+
+
+def test_a_mock_file_symlinked_out_of_the_folder_is_not_read(folder: Path, tmp_path: Path) -> None:
+    """It was loaded, and the key's text came back in the problem (/healthz, /api, the log)."""
+    secret = tmp_path / "id_ed25519"
+    secret.write_text(SECRET)
+    with placed(folder / "key.yaml", lambda p: p.symlink_to(secret)):
+        loaded, library = load_placed(folder, "key.yaml")
+    (problem,) = loaded.problems
+    assert (problem.file, problem.line) == (folder / "key.yaml", 1)
+    assert "leads outside the mocks folder" in problem.message
+    assert "PRIVATE" not in problem.message and "b3Bl" not in problem.message
+    good_still_serves(library, folder, "key.yaml")
+
+
+def test_a_symlink_that_stays_inside_the_folder_loads(folder: Path) -> None:
+    """The documented choice: symlinks are followed while they stay inside the folder."""
+    with placed(folder / "alias.yaml", lambda p: p.symlink_to("good.yaml")):
+        loaded, library = load_placed(folder, "alias.yaml")
+        assert loaded.problems == [] and [m.name for m in loaded.mocks] == ["good"]
+        assert folder / "alias.yaml" in library.files
+
+
+def test_a_symlinked_folder_is_not_entered(folder: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "evil.yaml").write_text(SECRET)
+    with placed(folder / "linked", lambda p: p.symlink_to(outside)):
+        library = MockLibrary(folder, ENGINE)
+        library.refresh()
+    seen = [*library.files, *(p.file for p in library.problems)]
+    assert folder / "good.yaml" in seen
+    assert not any(path.is_relative_to(folder / "linked") for path in seen)
+
+
+SPECIAL: dict[str, Callable[[Path, Path], object]] = {  # (path, a folder outside the mocks)
+    "a FIFO": lambda p, _: os.mkfifo(p),  # open() would wait for a writer for good
+    "a symlink to /dev/zero": lambda p, _: p.symlink_to("/dev/zero"),  # reads never end
+    "a symlink to a FIFO outside": lambda p, out: (os.mkfifo(out / "f"), p.symlink_to(out / "f")),
+    "a symlink loop": lambda p, _: p.symlink_to(p),
+    "a dangling symlink": lambda p, _: p.symlink_to(p.with_name("gone.yaml")),
+}
+
+
+@pytest.mark.parametrize("name", SPECIAL)
+def test_special_mock_files_are_problems_at_once(folder: Path, tmp_path: Path, name: str) -> None:
+    started = time.monotonic()
+    with placed(folder / "special.yaml", lambda p: SPECIAL[name](p, tmp_path)):
+        loaded, library = load_placed(folder, "special.yaml")
+    assert time.monotonic() - started < 5
+    (problem,) = loaded.problems
+    assert (problem.file, problem.line) == (folder / "special.yaml", 1)
+    assert problem.message.startswith("the file ")
+    good_still_serves(library, folder, "special.yaml")
+
+
+@pytest.mark.parametrize("name", SPECIAL)
+def test_special_body_files_are_problems_at_once(folder: Path, tmp_path: Path, name: str) -> None:
+    text = "mocks:\n  - request: {path: /b}\n    response:\n      body_file: special.bin\n"
+    started = time.monotonic()
+    with placed(folder / "special.bin", lambda p: SPECIAL[name](p, tmp_path)):
+        loaded, library = load_in_folder(folder, text)
+    assert time.monotonic() - started < 5
+    (problem,) = loaded.problems
+    assert problem.line == 4 and problem.message.startswith("body_file 'special.bin' ")
+    good_still_serves(library, folder)
+
+
+def test_a_body_file_through_a_symlinked_folder_out_is_refused(
+    folder: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "data.json").write_text('{"secret": true}')
+    text = "mocks:\n  - request: {path: /b}\n    response:\n      body_file: linked/data.json\n"
+    with placed(folder / "linked", lambda p: p.symlink_to(outside)):
+        loaded, library = load_in_folder(folder, text)
+    (problem,) = loaded.problems
+    assert problem.line == 4 and "leads outside the mocks folder" in problem.message
+    assert loaded.dependencies == set()
+    good_still_serves(library, folder)
+
+
+def sparse(size: int) -> Callable[[Path], object]:
+    """A file of `size` bytes that takes no room on disk (and none in memory unless read)."""
+
+    def make(path: Path) -> None:
+        with path.open("wb") as f:
+            f.truncate(size)
+
+    return make
+
+
+def peak_memory(load: Callable[[], LoadedFile]) -> tuple[LoadedFile, int]:
+    """What `load` returns, and the most memory it held at once."""
+    tracemalloc.start()
+    try:
+        loaded = load()
+        return loaded, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_300_mb_mock_file_is_refused_without_reading_it(folder: Path) -> None:
+    with placed(folder / "huge.yaml", sparse(300 * MIB)):
+        loaded, peak = peak_memory(lambda: load_mock_file(folder / "huge.yaml", folder, ENGINE))
+        _, library = load_placed(folder, "huge.yaml")
+    (problem,) = loaded.problems
+    assert "is 314,572,800 bytes, more than mock_files.max_file_bytes (16,777,216" in str(problem)
+    assert peak < MIB, f"{peak:,} bytes allocated"
+    good_still_serves(library, folder, "huge.yaml")
+
+
+def test_a_300_mb_body_file_is_refused_without_reading_it(folder: Path) -> None:
+    """It was read whole into memory, and kept there for as long as its mock served."""
+    text = "mocks:\n  - request: {path: /b}\n    response:\n      body_file: huge.bin\n"
+    with placed(folder / "huge.bin", sparse(300 * MIB)):
+        loaded, peak = peak_memory(lambda: load_mock_text(folder / "b.yaml", text, folder, ENGINE))
+        _, library = load_in_folder(folder, text)
+    (problem,) = loaded.problems
+    assert problem.line == 4
+    assert "more than mock_files.max_body_file_bytes (16,777,216 bytes)" in problem.message
+    assert peak < MIB, f"{peak:,} bytes allocated"
+    good_still_serves(library, folder)
+
+
+@given(st.integers(min_value=0, max_value=4096), st.integers(min_value=1, max_value=4096))
+def test_size_limits_hold_exactly(folder: Path, size: int, limit: int) -> None:
+    """A file is read when it has at most `limit` bytes, and refused with a reason otherwise."""
+    limits = FileLimits(max_file_bytes=10_000, max_body_file_bytes=limit)
+    (folder / "sized.bin").write_bytes(b"x" * size)
+    text = "mocks:\n  - request: {path: /s}\n    response: {body_file: sized.bin}\n"
+    loaded = load_mock_text(folder / "bad.yaml", text, folder, ENGINE, limits)
+    if size <= limit:
+        assert loaded.problems == [] and loaded.mocks[0].response.body_bytes == b"x" * size
+    else:
+        assert [p.line for p in loaded.problems] == [3]
+        assert "max_body_file_bytes" in loaded.problems[0].message
+
+
+def test_the_folder_total_is_bounded_and_names_the_file_past_it(tmp_path: Path) -> None:
+    """Many files each under the per-file limits still cannot take unbounded memory."""
+    mock = "mocks:\n  - request: {{path: /{n}}}\n    response: {{body_file: body{n}.bin}}\n"
+    for n in range(5):
+        (tmp_path / f"m{n}.yaml").write_text(mock.format(n=n))
+        (tmp_path / f"body{n}.bin").write_bytes(b"x" * 1000)
+    library = MockLibrary(tmp_path, ENGINE, FileLimits(max_total_bytes=3500))
+    library.refresh()
+    assert [m.path.text for m in library.index.mocks] == ["/0", "/1", "/2"]
+    assert [p.file.name for p in library.problems] == ["m3.yaml", "m4.yaml"]
+    assert all("mock_files.max_total_bytes" in p.message for p in library.problems)
+    (tmp_path / "m0.yaml").unlink()  # room again: the next reload takes the next file
+    library.refresh([tmp_path / "m3.yaml"])
+    assert [m.path.text for m in library.index.mocks] == ["/1", "/2", "/3"]
+
+
+# --- problems never carry a secret file's text ----------------------------------------------
+
+SECRET_CHARS = string.ascii_letters + string.digits + "+/_-"
+SECRET_SHAPES = [  # files read by mistake: a key, a .env, /etc/shadow, a netrc...
+    "{t}",
+    "{t}\n",
+    "-----BEGIN PRIVATE KEY-----\n{t}\n-----END PRIVATE KEY-----\n",
+    "API_KEY={t}\nOTHER=1\n",
+    "password: {t}\n",
+    "database:\n  password: {t}\n",
+    "- {t}\n",
+    '{{"private_key": "{t}"}}',
+    "machine api.test login me password {t}\n",
+    "root:{t}:19000:0:99999:7:::\n",
+    "token: a: {t}\n",
+    "!{t} x\n",
+    "&{t} x\n",
+    "*{t}\n",
+    "\t{t}\n",
+    "'{t}\n",
+    '"{t}\\q"\n',
+]
+MOCK_SHAPES = [  # mock files holding a long value where a short one belongs
+    "mocks: {t}\n",
+    "mocks: [{t}]\n",
+    "mocks:\n  - {t}\n",
+    "mocks:\n  - request: {{path: /a, query: {t}}}\n    response: {{status: {t}}}\n",
+    "mocks:\n  - request: {{path: /a}}\n    response: {{status: 200, {t}: 1}}\n",
+    "mocks:\n  - request: {{path: /a}}\n    response: {{fault: {t}}}\n",
+    "mocks:\n  - request: {{path: /a}}\n    response: {{body_file: x, body: {t}}}\n",
+]
+
+
+@given(
+    st.sampled_from(SECRET_SHAPES).flatmap(
+        lambda shape: st.tuples(st.just(shape), st.text(SECRET_CHARS, min_size=24, max_size=64))
+    )
+    | st.sampled_from(MOCK_SHAPES).flatmap(
+        lambda shape: st.tuples(st.just(shape), st.text(SECRET_CHARS, min_size=33, max_size=64))
+    )
+)
+def test_problems_never_quote_a_secret_file(folder: Path, case: tuple[str, str]) -> None:
+    """A file that is not a mock file is reported by file and line, and not even part of its
+    text reaches the problem, which /healthz, /api/mocks and the log show. In a mock file,
+    only values up to 32 characters are quoted (besides the mock's name, its label)."""
+    shape, token = case
+    text = shape.format(t=token)
+    loaded = load_mock_text(folder / "bad.yaml", text, folder, ENGINE)
+    check_problems(loaded, folder / "bad.yaml", text)
+    assert loaded.problems
+    for problem in loaded.problems:
+        shown = str(problem).lower()
+        secret = token.lower()
+        assert not any(secret[i : i + 12] in shown for i in range(len(secret) - 11)), shown

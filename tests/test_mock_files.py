@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -42,7 +43,7 @@ BROKEN = {
         "mocks:\n  - name: escape\n    request: {path: /a}\n    response:\n"
         "      body_file: ../../etc/passwd\n",
         5,
-        "resolves outside the mocks folder; refused",
+        "leads outside the mocks folder",
     ),
     "missing body_file": (
         "mocks:\n  - name: gone\n    request: {path: /a}\n    response:\n"
@@ -108,9 +109,9 @@ def test_every_problem_in_a_file_is_reported(tmp_path: Path) -> None:
     assert [(p.mock, p.line) for p in problems] == [("a", 3), ("b", 6)]
 
 
-def run_validate(*paths: Path) -> subprocess.CompletedProcess[str]:
+def run_validate(*args: Path | str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(BIN / "mockbox"), "validate", *map(str, paths)],
+        [str(BIN / "mockbox"), "validate", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -131,3 +132,46 @@ def test_validate_command(tmp_path: Path) -> None:
     assert "2 file(s), 1 mock(s): 1 problem(s)" in bad.stderr
     missing = run_validate(tmp_path / "nope.yaml")
     assert missing.returncode == 1 and "no such file or folder" in missing.stdout
+
+
+def test_validate_names_hostile_files_and_never_prints_their_text(tmp_path: Path) -> None:
+    """`mockbox validate` in CI on a pull request's folder: a FIFO kept it waiting forever, a
+    symlink printed the key it led to, 600 levels ended in a RecursionError traceback."""
+    mocks, outside = tmp_path / "mocks", tmp_path / "outside"
+    mocks.mkdir()
+    outside.mkdir()
+    (outside / "id_ed25519").write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1r\n")
+    (mocks / "good.yaml").write_text(GOOD)
+    (mocks / "key.yaml").symlink_to(outside / "id_ed25519")
+    os.mkfifo(mocks / "fifo.yaml")
+    (mocks / "deep.yaml").write_text(
+        "mocks:\n  - request: {path: /d}\n    response:\n      body:\n"
+        + "".join("  " * (i + 4) + "a:\n" for i in range(600))
+    )
+    with (mocks / "huge.yaml").open("wb") as f:
+        f.truncate(300 * 1024 * 1024)
+    result = run_validate(mocks)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = sorted(result.stdout.splitlines())
+    assert lines == [
+        f"{mocks / 'deep.yaml'}:101: invalid YAML: nests deeper than 100 levels",
+        f"{mocks / 'fifo.yaml'}:1: the file is not a regular file (a folder, FIFO, device or "
+        "socket); not read",
+        f"{mocks / 'huge.yaml'}:1: the file is 314,572,800 bytes, more than "
+        "mock_files.max_file_bytes (16,777,216 bytes); not read",
+        f"{mocks / 'key.yaml'}:1: the file leads outside the mocks folder (a symlink?); not read",
+    ]
+    assert "5 file(s), 1 mock(s): 4 problem(s)" in result.stderr
+    assert "PRIVATE" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    # Named on its own, the symlink is checked against its own folder, not where it leads.
+    alone = run_validate(mocks / "key.yaml")
+    assert alone.returncode == 1 and "leads outside the mocks folder" in alone.stdout
+
+
+def test_validate_takes_its_limits_from_the_configuration(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    config = tmp_path / "mockbox.yaml"
+    config.write_text("mock_files: {max_file_bytes: 10}\n")
+    result = run_validate(tmp_path / "good.yaml", "--config", config)
+    assert result.returncode == 1
+    assert "more than mock_files.max_file_bytes (10 bytes)" in result.stdout

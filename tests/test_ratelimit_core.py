@@ -15,7 +15,7 @@ from mockbox.core.config import load_config
 from mockbox.core.library import MockLibrary
 from mockbox.core.mockfile import load_mock_file
 from mockbox.core.quota import Quota, WindowState
-from mockbox.core.ratelimit import RateLimitConfigError, RateLimitPolicy, parse_limits
+from mockbox.core.ratelimit import RateLimitConfigError, RateLimitPolicy, Tally, parse_limits
 from mockbox.core.request import Headers, RequestView
 from mockbox.core.templating import TemplateEngine
 
@@ -58,8 +58,16 @@ def test_shipped_defaults_match_the_design() -> None:
     policy = RateLimitPolicy.from_config(section())
     assert policy.enabled
     assert policy.describe()["tiers"] == {
-        "ai": {"limit": "10 per minute", "strategy": "moving-window"},
-        "public": {"limit": "100 per minute", "strategy": "moving-window"},
+        "ai": {
+            "limit": "10 per minute",
+            "strategy": "moving-window",
+            "per_address": "10 per minute",
+        },
+        "public": {
+            "limit": "100 per minute",
+            "strategy": "moving-window",
+            "per_address": "100 per minute",
+        },
     }
     env = {"MOCKBOX_RATE_LIMIT_AI": "10/minute;200/day", "MOCKBOX_RATE_LIMIT_PUBLIC": "none"}
     policy = RateLimitPolicy.from_config(load_config(None, env).get("rate_limit"))
@@ -99,6 +107,10 @@ def test_limits_notation() -> None:
         ({"exempt": ["10.0.0.0/33"]}, "rate_limit.exempt[0]: '10.0.0.0/33' is not an IP"),
         ({"exempt": ["key:ABC"]}, "exempt[0]: 'key:ABC': a key identity is"),
         ({"redis_timeout": 0}, "redis_timeout must be above 0"),
+        (
+            {"ai": {"limit": "1/second", "strategy": "moving-window", "per_address": "lots"}},
+            "rate_limit.ai.per_address: 'lots' is not a rate limit",
+        ),
     ],
 )
 def test_configuration_errors_name_the_key(changes: dict[str, Any], message: str) -> None:
@@ -157,6 +169,54 @@ def test_mock_rules_come_before_overrides_and_own_counters(tmp_path: Path) -> No
     assert (reports.scope, reports.label) == ("public|override:api.test/reports/{rest*}", "reports")
     assert chosen("/reports/2026", host="other.test").scope == "public"
     assert chosen("/plain") is chosen("/elsewhere")  # one policy object per counter
+
+
+def test_a_key_never_buys_a_fresh_budget(tmp_path: Path) -> None:
+    """Keys are not checked: a request with one also counts for its address, in the counter
+    the address uses without a key (the tier's `per_address` when set; `none`: keys alone)."""
+    lib = library(tmp_path)
+    plain = ClientIdentifier().identify("10.9.8.7", Headers())
+    keyed = ClientIdentifier().identify("10.9.8.7", Headers([("X-API-Key", "made-up")]))
+    assert (plain.keyed, keyed.keyed, keyed.home) == (False, True, "ip:10.9.8.7")
+
+    def tallies(policy: RateLimitPolicy, path: str, client: Any) -> list[tuple[str, str, str]]:
+        match = lib.index.match(view(path))
+        chosen = policy.select(view(path), match.mock if match else None, False)
+        assert chosen is not None
+        return [
+            (t.identity, t.policy.scope, t.policy.label) for t in policy.tallies(chosen, client)
+        ]
+
+    default = RateLimitPolicy.from_config(section())
+    assert tallies(default, "/plain", plain) == [("ip:10.9.8.7", "public", "public")]
+    # The address's own counter (scope and limits), named apart in the headers.
+    assert tallies(default, "/plain", keyed) == [
+        (keyed.identity, "public", "public"),
+        ("ip:10.9.8.7", "public", "public/address"),
+    ]
+    # A mock's own limit holds for the address as well.
+    own = "public|mock:m.yaml#own"
+    assert tallies(default, "/own", plain) == [("ip:10.9.8.7", own, own)]
+    assert tallies(default, "/own", keyed) == [
+        (keyed.identity, own, own),
+        ("ip:10.9.8.7", own, f"{own}/address"),
+    ]
+
+    def tier(per_address: str) -> RateLimitPolicy:
+        public = {**section()["public"], "per_address": per_address}
+        return RateLimitPolicy.from_config(section(public=public))
+
+    # A ceiling of its own: every request of the tier counts in it, with or without a key.
+    wider = tier("300/minute")
+    assert tallies(wider, "/plain", plain) == [
+        ("ip:10.9.8.7", "public", "public"),
+        ("ip:10.9.8.7", "public|address", "public/address"),
+    ]
+    assert tallies(wider, "/plain", keyed)[1] == tallies(wider, "/plain", plain)[1]
+    assert wider.describe()["tiers"]["public"]["per_address"] == "300 per minute"
+    assert tallies(tier("100/minute"), "/plain", plain) == tallies(default, "/plain", plain)
+    # none: each key counts alone, as before this ceiling existed.
+    assert tallies(tier("none"), "/plain", keyed) == [(keyed.identity, "public", "public")]
 
 
 def test_identity_api_key_then_bearer_then_address() -> None:
@@ -223,9 +283,8 @@ def test_header_fields_follow_the_ietf_draft() -> None:
     chosen = policy.select(view(), None, False)
     assert chosen is not None
     at = 1_000_000.0
-    quota = Quota.of(
-        chosen, [WindowState(True, 3, at + 12.5), WindowState(True, 150, at + 3600)], at
-    )
+    mine = (Tally(chosen, "ip:192.0.2.1"),)
+    quota = Quota.of(mine, [WindowState(True, 3, at + 12.5), WindowState(True, 150, at + 3600)], at)
     assert quota.allowed
     assert dict(quota.headers()) == {
         "X-RateLimit-Limit": "10",
@@ -235,7 +294,7 @@ def test_header_fields_follow_the_ietf_draft() -> None:
         "RateLimit": '"public-60s";r=3;t=13, "public-86400s";r=150;t=3600',
     }
     refused = Quota.of(
-        chosen, [WindowState(True, 0, at + 20), WindowState(False, 0, at + 7200.2)], at
+        mine, [WindowState(True, 0, at + 20), WindowState(False, 0, at + 7200.2)], at
     )
     fields = dict(refused.headers())
     assert (fields["X-RateLimit-Limit"], fields["Retry-After"]) == ("200", "7201")
@@ -246,13 +305,33 @@ def test_header_fields_follow_the_ietf_draft() -> None:
     }
 
 
+def test_a_keyed_request_shows_its_address_windows_too() -> None:
+    policy = RateLimitPolicy.from_config(load_config(None, {}).get("rate_limit"))
+    chosen = policy.select(view(), None, False)
+    assert chosen is not None
+    client = policy.identifier.identify("10.9.8.7", Headers([("X-API-Key", "k")]))
+    tallies = policy.tallies(chosen, client)
+    at = 1_000_000.0
+    # The key has plenty left; its address is spent (by other keys): the address refuses.
+    quota = Quota.of(tallies, [WindowState(True, 99, at + 60), WindowState(False, 0, at + 30)], at)
+    fields = dict(quota.headers())
+    assert fields["RateLimit-Policy"] == '"public";q=100;w=60, "public/address";q=100;w=60'
+    assert fields["RateLimit"] == '"public";r=99;t=60, "public/address";r=0;t=30'
+    assert (fields["X-RateLimit-Remaining"], fields["Retry-After"]) == ("0", "30")
+    assert quota.binding.tally.identity == "ip:10.9.8.7"
+    assert quota.refusal()["message"] == (
+        "Public API rate limit exceeded: 100 per minute per address. Try again in 30 seconds."
+    )
+
+
 def test_policy_names_are_valid_structured_field_strings(tmp_path: Path) -> None:
     policy = RateLimitPolicy.from_config(
         section(overrides=[{"path": "/x", "limit": "1/second", "name": 'Ünïcode "quoted" \\'}])
     )
     chosen = policy.select(view("/x"), None, False)
     assert chosen is not None
-    fields = dict(Quota.of(chosen, [WindowState(True, 0, 5.0)], 4.0).headers())
+    quota = Quota.of((Tally(chosen, "ip:192.0.2.1"),), [WindowState(True, 0, 5.0)], 4.0)
+    fields = dict(quota.headers())
     assert fields["RateLimit-Policy"] == '"?n?code \\"quoted\\" \\\\";q=1;w=1'
 
 

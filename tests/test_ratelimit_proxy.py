@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -130,7 +132,11 @@ def test_the_n_plus_first_request_gets_429_with_true_headers(
     )
     assert bad.status_code == 400 and bad.json()["error"] == "BAD_REQUEST"
     data = limits_api(box, "t0k3n")
-    assert data["tiers"]["public"] == {"limit": "3 per minute", "strategy": "moving-window"}
+    assert data["tiers"]["public"] == {
+        "limit": "3 per minute",
+        "strategy": "moving-window",
+        "per_address": "3 per minute",
+    }
     assert data["storage"]["backend"] == backend
     [violation] = data["violations"]["recent"]
     assert (violation["identity"], violation["path"], violation["limit"]) == (
@@ -202,7 +208,12 @@ def test_stock_mitmdump_with_a_limit_option(mockbox: MockBoxFactory, tmp_path: P
 
 def test_api_keys_are_identities_and_never_stored_raw(boxes: Boxes) -> None:
     # printf %s partner-key | sha256sum | cut -c1-16
-    box = boxes("rate_limit: {public: {limit: 1/minute}, exempt: [key:346e50af211b5135]}\n")
+    config = """\
+rate_limit:
+  public: {limit: 1/minute, per_address: 10/minute}
+  exempt: [key:346e50af211b5135]
+"""
+    box = boxes(config)
     assert box.get(URL, headers={"X-API-Key": "alpha-secret"}).status_code == 200
     assert box.get(URL, headers={"X-API-Key": "alpha-secret"}).status_code == 429
     assert box.get(URL, headers={"Authorization": "Bearer beta-secret"}).status_code == 200
@@ -214,6 +225,45 @@ def test_api_keys_are_identities_and_never_stored_raw(boxes: Boxes) -> None:
     assert api["violations"]["recent"][0]["identity"].startswith("key:")
     for where in (box.log(), str(api)):
         assert "alpha-secret" not in where and "beta-secret" not in where
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_invented_keys_buy_no_fresh_budget(boxes: Boxes, backend: str, redis_url: str) -> None:
+    """A client that sends a new key or token with every request stays within its address's
+    budget, in both tiers, with the shipped `per_address` (the tier's limit)."""
+    redis = ["--redis", redis_url] if backend == "redis" else []
+    config = "rate_limit: {public: {limit: 3/minute}, ai: {limit: 2/minute}}\n"
+    box = boxes(config, *redis, "--unmatched", "ai")
+
+    def invented() -> dict[str, str]:
+        token = secrets.token_hex(12)
+        return random.choice([{"X-API-Key": token}, {"Authorization": f"Bearer {token}"}])
+
+    assert [box.get(URL).status_code for _ in range(3)] == [200] * 3  # the address's budget
+    refused = [box.get(URL, headers=invented()) for _ in range(10)]
+    assert [r.status_code for r in refused] == [429] * 10
+    body = refused[-1].json()
+    assert body["error"] == "PUBLIC_API_RATE_LIMIT_EXCEEDED"
+    assert body["message"].startswith("Public API rate limit exceeded: 3 per minute per address.")
+    assert ietf(refused[-1].headers["RateLimit"])["public/address"]["r"] == 0
+    # The AI tier: two syntheses for the address, whatever keys come with them.
+    ai = [box.get(f"http://api.test/v1/things/{i}", headers=invented()) for i in range(10)]
+    sources = [r.headers["X-MockBox-Source"] for r in ai]  # the offline provider answers
+    assert sources == ["ai"] * 2 + ["ratelimit"] * 8
+    assert ai[-1].json()["error"] == "AI_RATE_LIMIT_EXCEEDED"
+    recent = limits_api(box, recent=100)["violations"]["recent"]
+    assert {v["identity"] for v in recent} == {"ip:127.0.0.1"}  # the address was over
+
+
+def test_per_address_raises_the_ceiling_for_keys_behind_one_address(boxes: Boxes) -> None:
+    box = boxes("rate_limit: {public: {limit: 2/minute, per_address: 5/minute}}\n")
+    alpha, beta = {"X-API-Key": "alpha"}, {"X-API-Key": "beta"}
+    codes = [box.get(URL, headers=h).status_code for h in (alpha, alpha, alpha, beta, beta)]
+    assert codes == [200, 200, 429, 200, 200]  # each key its own 2; the address 4 of its 5
+    assert box.get(URL).status_code == 200  # the fifth, without a key
+    r = box.get(URL, headers={"X-API-Key": "gamma"})  # a fresh key: the address is spent
+    assert r.status_code == 429
+    assert r.headers["RateLimit-Policy"] == '"public";q=2;w=60, "public/address";q=5;w=60'
 
 
 def test_a_spoofed_forwarded_for_does_not_change_identity(boxes: Boxes) -> None:
@@ -241,7 +291,7 @@ def test_a_spoofed_forwarded_for_does_not_change_identity(boxes: Boxes) -> None:
 
 
 def test_two_instances_sharing_redis_enforce_one_limit(boxes: Boxes, redis_url: str) -> None:
-    config = "rate_limit: {public: {limit: 10/minute}}\n"
+    config = "rate_limit: {public: {limit: 10/minute, per_address: 100/minute}}\n"
     a = boxes(config, "--redis", redis_url)
     b = boxes(config, "--redis", redis_url)
     assert [a.get(URL).status_code for _ in range(5)] == [200] * 5
@@ -269,8 +319,9 @@ def own_redis(tmp_path: Path) -> Any:
 
 def test_redis_outage_policies_and_recovery(boxes: Boxes, own_redis: RedisServer) -> None:
     started = {
-        policy: boxes(
-            f"rate_limit: {{public: {{limit: 2/minute}}, on_redis_error: {policy}}}\n",
+        policy: boxes(  # per_address none: each box's key counts alone
+            f"rate_limit: {{public: {{limit: 2/minute, per_address: none}}, "
+            f"on_redis_error: {policy}}}\n",
             "--redis",
             own_redis.url,
         )

@@ -332,3 +332,48 @@ def test_redacting_a_large_recorded_answer_keeps_other_clients_served(
     written = b"".join(p.read_bytes() for p in (mocks / "recorded" / "big").rglob("*.json"))
     assert b"uk-000000012345" not in written and written.count(b"REDACTED") == 50_000
     print(f"canary worst wait {canary.worst * 1000:.0f} ms over {len(canary.waits)} requests")
+
+
+HOSTILE_HEADERS = {
+    "X-Tpl": "{{ 7*7 }}",
+    "X-Stmt": "{% for i in range(3) %}x{% endfor %}",
+    "X-Cmt": "a{# hidden #}b",
+    "X-End": "{% endraw %}{{ 7*7 }}",
+}
+
+
+def test_recorded_answers_are_replayed_as_data(
+    mockbox: MockBoxFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    """An upstream's headers and bodies are text, even when they look like templates, and even
+    when a client's credential spells part of the escape that keeps them text (redaction runs
+    over what is written: it must not be able to take the escape apart)."""
+    body = {"tpl": "{{ 7*7 }}", "stmt": "{% set n = 3 %}{{ n }}", "cmt": "{# c #}"}
+    text = "{% for i in range(3) %}x{% endfor %}{{ 7*7 }}"
+    upstream.routes["/json"] = (
+        200,
+        {**HOSTILE_HEADERS, "Content-Type": "application/json"},
+        json.dumps(body).encode(),
+    )
+    upstream.routes["/text"] = (
+        200,
+        {**HOSTILE_HEADERS, "Content-Type": "text/plain"},
+        text.encode(),
+    )
+    mocks = tmp_path / "mocks"
+    recorder = mockbox(mocks, "--session", "hostile", command="record")
+    credential = {"Authorization": "Bearer {% raw %}", "X-Api-Key": "{% endraw %}"}
+    for path in ("/json", "/text"):
+        assert recorder.get(f"{upstream.url}{path}", headers=credential).status_code == 200
+    recorder.stop()
+    upstream.server.shutdown()
+    upstream.server.server_close()
+
+    replay = mockbox(mocks, "--session", "hostile", command="replay")
+    assert replay.health()["mocks"]["problems"] == []
+    as_json, as_text = replay.get(f"{upstream.url}/json"), replay.get(f"{upstream.url}/text")
+    for r in (as_json, as_text):
+        assert r.headers["X-MockBox-Source"] == "mock"
+        for name, value in HOSTILE_HEADERS.items():
+            assert r.headers[name] == value.replace("{% endraw %}", "REDACTED"), name
+    assert as_json.json() == body and as_text.text == text

@@ -72,3 +72,29 @@ def test_a_new_broken_file_serves_nothing_and_says_why(
     assert health["mocks"]["problems"][0]["line"] == 3
     assert box.get("http://r.test/y").text == "y"
     assert box.get("http://r.test/x").status_code == 404
+
+
+def test_a_file_that_broke_the_loader_stops_no_reloading(
+    mockbox: MockBoxFactory, tmp_path: Path
+) -> None:
+    """600 levels of nesting raised RecursionError out of the reload: every file after it (by
+    name) stopped reloading. Now it is one file's problem, and the others go on."""
+    mocks = tmp_path / "mocks"
+    other = "mocks:\n  - request: {path: /other}\n    response: {body: o}\n"
+    write_mocks(mocks, "other.yaml", other)
+    box = mockbox(mocks, "--unmatched", "404")
+    deep = "mocks:\n  - request: {path: /deep}\n    response:\n      body:\n" + "".join(
+        "  " * (i + 4) + "a:\n" for i in range(600)
+    )
+    write_mocks(mocks, "a-deep.yaml", deep)  # named to load before other.yaml
+    wait_until(lambda: bool(box.health()["mocks"]["problems"]), 10, "problem reported")
+    (problem,) = box.health()["mocks"]["problems"]
+    assert problem["file"].endswith("a-deep.yaml") and problem["line"] == 101
+    assert "nests deeper than 100 levels" in problem["message"]
+
+    write_mocks(mocks, "other.yaml", other.replace("body: o", "body: p"))
+    wait_until(lambda: box.get("http://r.test/other").text == "p", 10, "an edit after it")
+
+    (mocks / "a-deep.yaml").unlink()
+    wait_until(lambda: box.health()["mocks"]["problems"] == [], 10, "the problem cleared")
+    assert "Traceback" not in box.log() and "RecursionError" not in box.log()

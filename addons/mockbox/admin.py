@@ -6,9 +6,9 @@ token, because the admin API can change what the proxy answers.
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -17,10 +17,16 @@ import tornado.netutil
 import tornado.web
 from mitmproxy import ctx, exceptions
 from mitmproxy.addonmanager import Loader
-from mitmproxy.proxy import server_hooks
+from tornado.httputil import HTTPServerRequest
 
 from . import __version__
-from .apiguard import AuthThrottle, cross_site_refusal, reaches_self, security_headers
+from .apiguard import (
+    AuthThrottle,
+    cross_site_refusal,
+    host_refusal,
+    security_headers,
+    token_matches,
+)
 from .apiguard import is_loopback as _is_loopback
 from .metrics import Metrics
 from .mocks import MockServer
@@ -34,6 +40,15 @@ MAX_BODY_BYTES = 4_000_000  # tornado's default (100 MB) would let any client fi
 
 
 type Route = tuple[str, type[tornado.web.RequestHandler], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    """What a request's Authorization header earned it."""
+
+    granted: bool  # the right token, or no token is set
+    guessed: bool = False  # a wrong token
+    retry_after: int = 0  # > 0: a wrong token from an address over the guessing limit
 
 
 class AdminServer:
@@ -91,7 +106,8 @@ class AdminServer:
     async def running(self) -> None:
         if self.port == 0 or self._server is not None:
             return
-        app = tornado.web.Application(
+        app = GuardedApplication(
+            self,
             [
                 (r"/healthz", HealthHandler, {"admin": self}),
                 (r"/metrics", MetricsHandler, {"admin": self}),
@@ -122,24 +138,22 @@ class AdminServer:
             await self._server.close_all_connections()
             self._server = None
 
-    async def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
-        """The proxy never forwards to this admin server: a proxy client would otherwise reach
-        an API meant for this machine only (mitmproxy guards its own proxy port the same way)."""
-        bound, address = self.bound, data.server.address
-        if bound is not None and address is not None and await reaches_self(address, bound):
-            data.server.error = (
-                f"MockBox does not forward requests to its own admin server (port "
-                f"{bound[1]}); open it directly, without the proxy"
-            )
-
-    def authorized(self, header: str | None) -> bool:
-        """Constant-time check of `Authorization: Bearer <token>` (always true without a token)."""
+    def authenticate(self, request: HTTPServerRequest) -> Access:
+        """Whether the caller sent the right token. Wrong tokens count as guesses against the
+        caller's address; past ten a minute its wrong tokens get 429, while the right one still
+        passes, so that someone guessing from a shared address cannot lock its owner out."""
         if not self.token:
-            return True
-        scheme, _, given = (header or "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            given.encode(), self.token.encode()
-        )
+            return Access(granted=True)
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if not given and not scheme:
+            return Access(granted=False)  # no token at all: not a guess
+        if scheme.lower() == "bearer" and token_matches(given, self.token):
+            return Access(granted=True)
+        client = request.remote_ip or ""
+        wait = self.throttle.retry_after(client)
+        if not wait:
+            self.throttle.failed(client)
+        return Access(granted=False, guessed=True, retry_after=wait)
 
     async def health(self, detailed: bool = True) -> dict[str, Any]:
         """The instance's state. Without `detailed` (a caller without the token, when one is
@@ -191,6 +205,28 @@ class _AdminHandler(tornado.web.RequestHandler):
                 500,
             )
 
+    def authenticate(self) -> Access | None:
+        """The caller's access; None after answering a wrong token (401, or 429 while its
+        address is over the guessing limit)."""
+        access = self.admin.authenticate(self.request)
+        if access.retry_after:
+            wait = access.retry_after
+            self.set_header("Retry-After", str(wait))
+            self.write_json(
+                {
+                    "error": "TOO_MANY_FAILED_LOGINS",
+                    "message": f"too many requests with a wrong token; retry in {wait} s",
+                    "retry_after": wait,
+                },
+                429,
+            )
+            return None
+        if access.guessed:
+            self.set_header("WWW-Authenticate", "Bearer")
+            self.write_json({"error": "UNAUTHORIZED", "message": "wrong admin token"}, 401)
+            return None
+        return access
+
     def write_json(self, payload: Any, status: int = 200) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
@@ -202,30 +238,17 @@ class ApiHandler(_AdminHandler):
     """Base of /api/... handlers: a token, when set, is required; errors are JSON."""
 
     def prepare(self) -> None:
-        client = self.request.remote_ip or ""
-        wait = self.admin.throttle.retry_after(client)
-        if wait:  # too many wrong tokens from this address: guessing is slowed to a crawl
-            self.set_header("Retry-After", str(wait))
-            self.write_json(
-                {
-                    "error": "TOO_MANY_FAILED_LOGINS",
-                    "message": f"too many requests with a wrong token; retry in {wait} s",
-                    "retry_after": wait,
-                },
-                429,
-            )
+        access = self.authenticate()
+        if access is None:
             return
-        given = self.request.headers.get("Authorization")
-        if not self.admin.authorized(given):
-            if given:  # a guess; a call without a token (the editor's first load) is not
-                self.admin.throttle.failed(client)
+        if not access.granted:
             self.set_header("WWW-Authenticate", "Bearer")
             self.write_json(
                 {"error": "UNAUTHORIZED", "message": "send Authorization: Bearer <admin token>"},
                 401,
             )
             return
-        refused = cross_site_refusal(self.request, self.admin.host)
+        refused = cross_site_refusal(self.request)
         if refused is not None:  # see apiguard.py: other web pages must not drive the API
             self.write_json({"error": "CROSS_SITE_REFUSED", "message": refused}, 403)
 
@@ -247,8 +270,36 @@ class ApiHandler(_AdminHandler):
 
 class HealthHandler(_AdminHandler):
     async def get(self) -> None:
-        detailed = self.admin.authorized(self.request.headers.get("Authorization"))
-        self.write_json(await self.admin.health(detailed))
+        access = self.authenticate()
+        if access is not None:
+            self.write_json(await self.admin.health(detailed=access.granted))
+
+
+class HostRefusedHandler(_AdminHandler):
+    """Any route, any method, when the Host header does not name this machine."""
+
+    def initialize(self, admin: AdminServer, reason: str = "") -> None:  # type: ignore[override]
+        super().initialize(admin)
+        self.reason = reason
+
+    def prepare(self) -> None:
+        self.write_json({"error": "CROSS_SITE_REFUSED", "message": self.reason}, 403)
+
+
+class GuardedApplication(tornado.web.Application):
+    """Checks the Host header before any route sees the request (see apiguard.py): a
+    DNS-rebinding page must not read /healthz, /metrics or the editor page either."""
+
+    def __init__(self, admin: AdminServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.admin = admin
+
+    def find_handler(self, request: HTTPServerRequest, **kwargs: Any) -> Any:
+        refused = host_refusal(request, self.admin.host)
+        if refused is not None:
+            args = {"admin": self.admin, "reason": refused}
+            return self.get_handler_delegate(request, HostRefusedHandler, args)
+        return super().find_handler(request, **kwargs)
 
 
 class NotFoundHandler(_AdminHandler):

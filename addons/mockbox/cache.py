@@ -27,6 +27,7 @@ from mitmproxy import command, connection, ctx, exceptions, http
 from mitmproxy.addons.clientplayback import ReplayHandler
 from prometheus_client import Counter, Gauge
 
+from . import bodycap
 from .cachestore import LOCKS, CacheStore
 from .coalesce import Coalescer, Lead
 from .core.cacheentry import Entry
@@ -35,6 +36,7 @@ from .core.cachepolicy import (
     Defaults,
     Exchange,
     Rule,
+    StorePlan,
     base_key,
     invalidates,
     match_rule,
@@ -122,6 +124,11 @@ class CacheMetrics:
         )
         self.purged = Counter(
             "mockbox_cache_purged_total", "Keys removed by purges.", registry=registry
+        )
+        self.too_large = Counter(
+            "mockbox_cache_too_large_total",
+            "Upstream answers over cache.max_body_bytes: streamed to the client, not stored.",
+            registry=registry,
         )
         self.errors = Counter(
             "mockbox_cache_backend_errors_total",
@@ -334,6 +341,8 @@ class ResponseCache:
             response is not None
             and refresh.error is None
             and response.status_code not in _ORIGIN_ERRORS
+            # Too large to hold: streamed to no one and not kept, so not a refresh at all.
+            and response.raw_content is not None
         )
         self.metrics.refreshes.labels("ok" if ok else "error").inc()
         return refresh if ok else None
@@ -345,11 +354,39 @@ class ResponseCache:
 
     # --- response: store what may be stored ----------------------------------------------------
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """An upstream answer this layer would store is held whole only up to max_body_bytes:
+        a larger one, or one of unknown length, streams to the client (bodycap). Its headers
+        leave now, so what the response hook would add for the client is added here."""
+        st: _FlowState | None = flow.metadata.get(_STATE)
+        response = flow.response
+        if st is None or response is None or not st.may_store or SOURCE in flow.metadata:
+            return
+        limit = self.defaults.max_body_bytes
+        if bodycap.held_whole(flow, limit) or isinstance(self._plan(flow, st, response, 0), str):
+            return  # small, or never stored whatever its size: it passes as any other answer
+        bodycap.stream(flow, limit)
+        if st.status != _REFRESH:
+            response.headers["X-Cache-Status"] = st.status
+        if st.rule is not None and st.rule.cdn_ttl is not None:  # as _store would add them
+            tags = surrogate_tags(request_view(flow).host)
+            response.headers = make_headers(
+                with_cdn(response.headers.items(multi=True), st.rule.cdn_ttl, tags)
+            )
+
     async def response(self, flow: http.HTTPFlow) -> None:
         st: _FlowState | None = flow.metadata.get(_STATE)
         response = flow.response
         if st is None or response is None:
             return
+        over = bodycap.finish(flow)
+        if over is not None:
+            st.may_store = False
+            self.metrics.too_large.inc()
+            logger.info(
+                f"mockbox: not caching {flow.request.pretty_url}: its body is {over.size} bytes, "
+                f"over cache.max_body_bytes ({over.limit}); streamed to the client"
+            )
         try:
             if st.invalidate and invalidates(flow.request.method.upper(), response.status_code):
                 await self._forget(st.invalidate)
@@ -373,26 +410,32 @@ class ResponseCache:
         if lead is not None:
             await lead.release()
 
-    async def _store(self, flow: http.HTTPFlow, st: _FlowState, response: http.Response) -> None:
-        body = response.raw_content
-        if body is None or st.base is None:  # streamed: never held whole
-            return
+    def _plan(
+        self, flow: http.HTTPFlow, st: _FlowState, response: http.Response, body_size: int
+    ) -> StorePlan | str:
         request = flow.request
-        view = request_view(flow)
-        plan = plan_storage(
+        return plan_storage(
             Exchange(
                 method=request.method.upper(),
                 url=request.pretty_url,
-                request_headers=view.headers,
+                request_headers=request_view(flow).headers,
                 status=response.status_code,
                 response_headers=list(response.headers.items(multi=True)),
-                body_size=len(body),
+                body_size=body_size,
                 request_time=request.timestamp_start,
                 response_time=response.timestamp_end or time.time(),
             ),
             st.rule,
             self.defaults,
         )
+
+    async def _store(self, flow: http.HTTPFlow, st: _FlowState, response: http.Response) -> None:
+        body = response.raw_content
+        if body is None or st.base is None:  # streamed: never held whole
+            return
+        request = flow.request
+        view = request_view(flow)
+        plan = self._plan(flow, st, response, len(body))
         if isinstance(plan, str):
             logger.debug(f"mockbox: not caching {redact_url(request.pretty_url)}: {plan}")
             return
@@ -445,6 +488,9 @@ class ResponseCache:
         try:
             for host, prefix in sorted(targets, key=str):
                 purged += await self.store.purge(host, prefix)
+                # A reloaded file of 20,000 mocks is as many purges; the in-memory store never
+                # waits, so without this they ran as one 4 s step that held every client.
+                await asyncio.sleep(0)
         except StateError as e:
             self.metrics.errors.inc()
             logger.warning(f"mockbox: purging the cache after a mock reload failed: {e}")

@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Check mock files (or folders of them); exit 1 with file:line messages.",
     )
     validate.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    validate.add_argument(
+        "--config", type=Path, metavar="FILE", help="configuration file (its mock_files limits)"
+    )
     validate.set_defaults(handler=_cmd_validate)
 
     gen = sub.add_parser(
@@ -342,9 +345,15 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from .core.safefile import FileLimits
     from .core.validate import validate_paths
 
-    report = validate_paths(args.paths)
+    try:
+        config = load_config(args.config, os.environ)
+    except ConfigError as e:
+        print(f"mockbox: {e}", file=sys.stderr)
+        return 2
+    report = validate_paths(args.paths, FileLimits.from_config(config.get("mock_files")))
     for problem in report.problems:
         print(problem)
     status = "ok" if not report.problems else f"{len(report.problems)} problem(s)"

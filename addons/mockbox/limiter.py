@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from .core.quota import WindowState
-from .core.ratelimit import TIERS, Policy
+from .core.ratelimit import TIERS, Tally
 from .windows import STORAGE_ERRORS, MemoryWindows, RedisWindows
 
 logger = logging.getLogger(__name__)
@@ -81,19 +82,19 @@ class Limiter:
     def shared(self) -> bool:
         return isinstance(self.windows, RedisWindows)
 
-    async def hit(self, policy: Policy, identity: str) -> list[WindowState]:
+    async def hit(self, tallies: Sequence[Tally]) -> list[WindowState]:
         """The states of the request's windows; [] when it was not counted (Redis down and
         on_redis_error open). Raises StorageUnavailable when down and closed."""
         if self.down_since is not None:
             now = time.monotonic()
             if now < self._retry_at:
-                return await self._degraded(policy, identity)
+                return await self._degraded(tallies)
             self._retry_at = now + RETRY_INTERVAL  # this request tries Redis; others wait
         try:
-            states = await self.windows.hit(policy, identity)
+            states = await self.windows.hit(tallies)
         except STORAGE_ERRORS as e:
             self._lost(e)
-            return await self._degraded(policy, identity)
+            return await self._degraded(tallies)
         if self.down_since is not None:
             self._back()
         return states
@@ -106,10 +107,10 @@ class Limiter:
             except STORAGE_ERRORS as e:
                 self._lost(e)
 
-    async def _degraded(self, policy: Policy, identity: str) -> list[WindowState]:
+    async def _degraded(self, tallies: Sequence[Tally]) -> list[WindowState]:
         self.metrics.unavailable.labels(self.on_error).inc()
         if self.local is not None:
-            return await self.local.hit(policy, identity)
+            return await self.local.hit(tallies)
         if self.on_error == "closed":
             raise StorageUnavailable
         return []

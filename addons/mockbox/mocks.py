@@ -14,8 +14,9 @@ from mitmproxy.addonmanager import Loader
 from .core.index import Match
 from .core.library import MockLibrary, ReloadReport
 from .core.model import Delay, Fault
-from .core.render import render
+from .core.render import render_answer
 from .core.request import RequestView
+from .core.safefile import FileLimits
 from .core.sequence import SequenceCounters
 from .core.templating import TemplateEngine, TemplateError
 from .flows import MOCK_ID, RECORDING, answer, answer_json, request_view, reset_connection
@@ -65,12 +66,15 @@ class MockServer:
             self.unmatched = unmatched
         if updated & {"mockbox_mocks", "mockbox_config"}:
             root = Path(str(self.settings.value("mockbox_mocks", "mocks"))).expanduser()
+            limits = FileLimits.from_config(self.settings.config.get("mock_files"))
             if self.library is None or self.library.root != root.resolve():
                 engine = TemplateEngine(self.settings.config.get("templating", "faker_locale"))
-                self.library = MockLibrary(root, engine)
+                self.library = MockLibrary(root, engine, limits)
                 if not root.is_dir():
                     logger.warning(f"mockbox: mocks folder {root} does not exist (yet)")
                 self._report(self.library.refresh())
+            else:
+                self.library.limits = limits  # applies from the next reload
 
     def running(self) -> None:
         interval = float(self.settings.config.get("reload", "interval"))
@@ -111,11 +115,10 @@ class MockServer:
                 continue
             try:
                 report = await asyncio.to_thread(library.refresh)
-            except Exception:  # a reload bug must never stop reloading or the proxy
+                if library is self.library:
+                    self._reloaded(report)
+            except Exception:  # a reload or listener bug must never stop reloading
                 logger.exception("mockbox: reloading mocks failed")
-                continue
-            if library is self.library:
-                self._reloaded(report)
 
     def _reloaded(self, report: ReloadReport) -> None:
         self._report(report)
@@ -187,7 +190,7 @@ class MockServer:
             assert fault.response is not None
             spec = fault.response
         try:
-            answer(flow, render(spec, engine, view, match.params), "mock")
+            rendered = await render_answer(spec, engine, view, match.params)
         except TemplateError as e:
             logger.warning(f"mockbox: {mock.file}:{mock.line}: mock {mock.name!r}: {e}")
             answer_json(
@@ -202,6 +205,9 @@ class MockServer:
                 },
                 "mock",
             )
+            return
+        if flow.live:  # a render in a worker thread: the client may have gone meanwhile
+            answer(flow, rendered, "mock")
 
 
 def _no_match(library: MockLibrary, view: RequestView) -> dict[str, object]:

@@ -14,6 +14,11 @@ class Provenance:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """A streamed answer's headers leave before the response hook (see bodycap)."""
+        if flow.response is not None and flow.response.stream:
+            self.response(flow)
+
     def response(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             headers = flow.response.headers

@@ -1,6 +1,7 @@
 """The RateLimiter addon: first in the request chain, it counts each request against its
-tier's limits (`ai` for requests that would reach AI synthesis, `public` for the rest) and
-answers 429 once a client is over; every response of a limited tier carries the limit headers.
+tier's limits (`ai` for requests that would reach AI synthesis, `public` for the rest), for its
+client and for the client's address, and answers 429 once either is over; every response of a
+limited tier carries the limit headers.
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ class RateLimiter:
         client = policy.identifier.identify(view.client, view.headers)
         if policy.exempt.covers(client):
             return
+        tallies = policy.tallies(chosen, client)
         try:
-            states = await limiter.hit(chosen, client.identity)
+            states = await limiter.hit(tallies)
         except StorageUnavailable:
             retry = math.ceil(RETRY_INTERVAL)  # when Redis is tried again
             answer_json(
@@ -149,10 +151,10 @@ class RateLimiter:
             return
         if not states or not flow.live:
             return  # not counted (Redis unreachable, on_redis_error open), or the client left
-        quota = Quota.of(chosen, states, time.time())
+        quota = Quota.of(tallies, states, time.time())
         flow.metadata[QUOTA] = quota
         if not quota.allowed:
-            self._refuse(flow, quota, client.identity, shared=limiter.down_since is None)
+            self._refuse(flow, quota, shared=limiter.down_since is None)
 
     async def check_tier(self, tier: str, address: str, headers: Headers) -> dict[str, Any] | None:
         """Count a call that is not a proxied request (the editor's AI buttons) in `tier`; the
@@ -164,21 +166,23 @@ class RateLimiter:
         client = policy.identifier.identify(address, headers)
         if chosen is None or policy.exempt.covers(client):
             return None
+        tallies = policy.tallies(chosen, client)
         try:
-            states = await limiter.hit(chosen, client.identity)
+            states = await limiter.hit(tallies)
         except StorageUnavailable:
             return None  # an outage must not lock people out of the editor
         if not states:
             return None
-        quota = Quota.of(chosen, states, time.time())
+        quota = Quota.of(tallies, states, time.time())
         if quota.allowed:
             return None
         self.metrics.limited.labels(tier).inc()
         return quota.refusal()
 
-    def _refuse(self, flow: http.HTTPFlow, quota: Quota, identity: str, shared: bool) -> None:
+    def _refuse(self, flow: http.HTTPFlow, quota: Quota, shared: bool) -> None:
         answer_json(flow, 429, quota.refusal(), "ratelimit")
         view = request_view(flow)
+        identity = quota.binding.tally.identity  # the key's, or the address's when that refused
         violation = Violation(
             at=quota.at,
             tier=quota.policy.tier,

@@ -14,11 +14,14 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
+from . import bodycap
 from .core.config import ConfigError
+from .core.decoding import decode_bounded
 from .core.mockfile import MOCK_FILE_SUFFIXES
 from .core.recording import Exchange, Redacted, Rules, Session, recordable, redact_exchange
 from .flows import RECORDING, SOURCE, request_view
@@ -40,11 +43,42 @@ def session_folder(mocks_root: Path, name: str) -> Path:
     return mocks_root / "recorded" / name
 
 
-def exchange_from_flow(flow: http.HTTPFlow) -> Exchange | None:
-    """The core's view of a finished flow, or None when there is no whole answer to keep."""
+class TooLarge(ValueError):
+    """An answer whose body is, or decodes to, more than the recorder keeps."""
+
+    def __init__(self, size: str) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def answer_body(response: http.Response, limit: int) -> bytes:
+    """The answer's body, decoded (at most `limit` bytes either way: a small gzip can hold a
+    huge body); raises TooLarge. Undecodable bodies are kept as they came, as mitmproxy's
+    `get_content(strict=False)` would."""
+    raw = response.raw_content
+    if raw is None:  # streamed by a mitmproxy option (stream_large_bodies): never held
+        raise TooLarge("of unknown size")
+    if len(raw) > limit:
+        raise TooLarge(f"{len(raw)} bytes")
+    try:
+        body = decode_bounded(raw, response.headers.get("content-encoding", ""), limit)
+    except ValueError:
+        return raw
+    if len(body) > limit:
+        raise TooLarge(f"{len(raw)} bytes, more than {limit} decoded")
+    return body
+
+
+def exchange_from_flow(flow: http.HTTPFlow, body: bytes | None = None) -> Exchange | None:
+    """The core's view of a finished flow, or None when there is no whole answer to keep.
+    `body`: the answer's body as it is to be kept (default: the flow's, decoded)."""
     response = flow.response
-    if response is None or flow.websocket is not None or response.raw_content is None:
+    if response is None or flow.websocket is not None:
         return None
+    if body is None:
+        if response.raw_content is None:
+            return None
+        body = response.get_content(strict=False) or b""
     view = request_view(flow)
     return Exchange(
         method=view.method,
@@ -57,7 +91,7 @@ def exchange_from_flow(flow: http.HTTPFlow) -> Exchange | None:
         request_body=view.body,
         status=response.status_code,
         response_headers=tuple(response.headers.items(multi=True)),
-        response_body=response.get_content(strict=False) or b"",
+        response_body=body,
     )
 
 
@@ -142,11 +176,38 @@ class Recorder:
         if self.session is not None:
             flow.metadata[RECORDING] = True
 
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """An answer is held whole only up to record.max_body_bytes: a larger one (or one of
+        unknown length) streams to the client as it arrives (bodycap)."""
+        session = self.session
+        if session is None or not flow.metadata.get(RECORDING) or SOURCE in flow.metadata:
+            return
+        if not bodycap.held_whole(flow, session.rules.max_body_bytes):
+            bodycap.stream(flow, session.rules.max_body_bytes)
+
     def response(self, flow: http.HTTPFlow) -> None:
         session = self.session
         if session is None or not flow.metadata.get(RECORDING) or SOURCE in flow.metadata:
             return
-        exchange = exchange_from_flow(flow)
+        over = bodycap.finish(flow)
+        response = flow.response
+        if response is None or flow.websocket is not None:
+            return
+        limit = session.rules.max_body_bytes
+        try:
+            if over is not None:
+                raise TooLarge(f"{over.size} bytes")
+            body = answer_body(response, limit)
+        except TooLarge as e:
+            logger.info(
+                f"mockbox: not recording {flow.request.pretty_url}: its body is {e.size}, "
+                f"over record.max_body_bytes ({limit})"
+            )
+            skipped = exchange_from_flow(flow, b"")
+            if skipped is not None:  # on the worker too: the session is not thread-safe
+                self._worker.submit(session.skip, skipped, e.size).add_done_callback(_log_failure)
+            return
+        exchange = exchange_from_flow(flow, body)
         if exchange is not None:  # one worker, first in first out: the calls keep their order
             self._worker.submit(self._add, session, exchange).add_done_callback(_log_failure)
 
@@ -207,7 +268,7 @@ class Recorder:
             self._helper = None
 
 
-def _log_failure(future: Future[str | None]) -> None:
+def _log_failure(future: Future[Any]) -> None:
     error = future.exception()
     if error is not None:  # a bug: say so, and keep recording the rest
         logger.error(f"mockbox: an exchange could not be recorded: {error!r}")

@@ -18,6 +18,7 @@ from .probe import Probe
 from .provenance import Provenance
 from .ratelimit import RateLimiter
 from .recorder import Recorder
+from .selfguard import SelfGuard
 from .sequenceapi import sequence_routes
 from .settings import Settings
 from .state import SharedState
@@ -56,4 +57,5 @@ def build() -> list[Any]:
         Traffic(settings),
         cdn_purge,
         admin,
+        SelfGuard(admin),  # last: refuses what no addon answered if it would reach MockBox
     ]

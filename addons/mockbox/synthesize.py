@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,8 @@ from .ai.usage import Budget, UsageBook
 from .core.ai_answer import AIAnswer
 from .core.ai_prompt import GenerationRequest, nearest_examples, operation_schema
 from .core.config import ConfigError
+from .core.mockedit import dump_mock
+from .core.mockfile import check_mock_text
 from .core.mockwriter import append_mock, host_file_name, mock_from_answer
 from .core.redaction import Policy
 from .core.render import Rendered, encode_body
@@ -48,6 +52,8 @@ class Synthesize:
         self.budget: Budget | None = None
         self.resources = SessionResources(self.store)
         self.policy = Policy.default()  # what a prompt may show of a request
+        self._told_persist_off = False
+        self._persisting = threading.Lock()  # one writer of generated/ at a time
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -134,8 +140,24 @@ class Synthesize:
             # The same request gets the same answer for this long: the cache layer keeps it.
             extra["Cache-Control"] = f"max-age={ttl}" if ttl > 0 else "no-store"
         self._send(flow, outcome.answer, extra)
-        if self.ai_config["persist"] or view.headers.get(PERSIST_HEADER, "").lower() in _YES:
-            self.persist(greq, outcome.answer)
+        if self.ai_config["persist"] or self._persist_asked(view):
+            # Reading, checking and rewriting a YAML file: off the event loop other clients use.
+            await asyncio.to_thread(self.persist, greq, outcome.answer)
+
+    def _persist_asked(self, view: RequestView) -> bool:
+        """`X-MockBox-Persist: true`, honoured only when `ai.persist_header` allows it: a
+        header any proxy client can send must not write mock files unless the operator says."""
+        if view.headers.get(PERSIST_HEADER, "").lower() not in _YES:
+            return False
+        if self.ai_config["persist_header"]:
+            return True
+        if not self._told_persist_off:
+            self._told_persist_off = True
+            logger.info(
+                f"mockbox: ignoring {PERSIST_HEADER}: ai.persist_header is false "
+                "(set it to true to let proxy clients keep AI answers as mocks)"
+            )
+        return False
 
     async def refusal(self, client: str) -> dict[str, Any] | None:
         """The 429 answer when `client`'s daily AI budget is spent (proxy and editor alike)."""
@@ -186,9 +208,18 @@ class Synthesize:
             return None
         target = library.root / GENERATED_FOLDER / host_file_name(greq.host)
         mock = mock_from_answer(greq, result)
+        # Checked as the loader will read it: one odd request must not break the whole file.
+        problems = check_mock_text(dump_mock(mock), target, library.root, library.engine).problems
+        if "host" not in mock["request"] or problems:
+            why = problems[0].message if problems else f"the host {greq.host!r} is not plain"
+            logger.warning(
+                f"mockbox: not keeping the AI answer for {greq.method} {greq.url}: {why}"
+            )
+            return None
         header = "# Answers synthesized by MockBox's AI; review, edit and keep what is good.\n"
         try:
-            append_mock(target, mock, header)
+            with self._persisting:
+                append_mock(target, mock, header)
         except OSError as e:
             logger.warning(f"mockbox: could not keep the AI answer in {target}: {e}")
             return None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 
 from mitmproxy import ctx, exceptions, http
 
 from .core.config import ConfigError
+from .core.decoding import decode_bounded
 from .core.redaction import Policy
 from .core.traffic import Exchange, Message, TrafficLog
 from .flows import MOCK_ID, SOURCE
@@ -71,9 +73,11 @@ class Traffic:
         """Kept as they are (decoded only when the page asks): this runs for every flow."""
         fields = message.headers.fields
         body = message.raw_content or b""
-        if body and any(k.lower() == b"content-encoding" for k, _ in fields):
-            body = message.get_content(strict=False) or b""  # gzip etc.: decoded now, rarely
-        size = len(body)
+        encoding = message.headers.get("content-encoding", "")
+        if body and encoding:  # gzip etc.: decoded now, rarely, and no further than kept
+            with contextlib.suppress(ValueError):  # undecodable: kept as it came
+                body = decode_bounded(body, encoding, self.max_body)
+        size = len(body)  # (over max_body: it decodes to more, how much is not worked out)
         return Message(fields, body if size <= self.max_body else body[: self.max_body], size)
 
 

@@ -8,13 +8,16 @@ together share a round trip. The keys are `limits`' own, so its strategies read 
 windows.
 
 Several limits (`10/minute;200/day`) are tried in order and the first that refuses stops the
-rest, as flask-limiter does: a request refused by the minute spends nothing of the day.
+rest, as flask-limiter does: a request refused by the minute spends nothing of the day. A
+request that counts in several counters (its key's, then its address's) has their limits
+tried in that order the same way, in one round trip when they share a strategy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -38,7 +41,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 
 from .core.quota import WindowState
-from .core.ratelimit import Policy
+from .core.ratelimit import Tally
 from .core.redaction import redact_url
 
 KEY_PREFIX = "mockbox:limits"
@@ -48,9 +51,9 @@ STORAGE_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 MAX_IN_FLIGHT = 2
 
 
-def identifiers(policy: Policy, identity: str) -> tuple[str, str, str]:
+def identifiers(tally: Tally) -> tuple[str, str, str]:
     # The strategy is part of the key: moving and fixed windows keep different Redis types.
-    return (policy.strategy, policy.scope, identity)
+    return (tally.policy.strategy, tally.policy.scope, tally.identity)
 
 
 def _state(tried: int, remaining: int, reset_at: float) -> WindowState:
@@ -60,8 +63,8 @@ def _state(tried: int, remaining: int, reset_at: float) -> WindowState:
 
 
 class Windows(Protocol):
-    async def hit(self, policy: Policy, identity: str) -> list[WindowState]:
-        """Count one request in the policy's limits; their states right after."""
+    async def hit(self, tallies: Sequence[Tally]) -> list[WindowState]:
+        """Count one request in the tallies' limits, in order; their states right after."""
         ...
 
 
@@ -76,23 +79,25 @@ class MemoryWindows:
             "fixed-window": FixedWindowRateLimiter(storage),
         }
 
-    async def hit(self, policy: Policy, identity: str) -> list[WindowState]:
-        strategy = self._strategies[policy.strategy]
-        ids = identifiers(policy, identity)
+    async def hit(self, tallies: Sequence[Tally]) -> list[WindowState]:
         states, tried = [], 1
-        for item in policy.items:
-            if tried == 1:
-                tried = 1 if await strategy.hit(item, *ids) else 0
-            elif tried == 0:
-                tried = -1
-            stats = await strategy.get_window_stats(item, *ids)
-            states.append(_state(tried, stats.remaining, stats.reset_time))
+        for tally in tallies:
+            strategy = self._strategies[tally.policy.strategy]
+            ids = identifiers(tally)
+            for item in tally.policy.items:
+                if tried == 1:
+                    tried = 1 if await strategy.hit(item, *ids) else 0
+                elif tried == 0:
+                    tried = -1
+                stats = await strategy.get_window_stats(item, *ids)
+                states.append(_state(tried, stats.remaining, stats.reset_time))
         return states
 
 
 # Our driver around `limits`' scripts: KEYS are each limit's keys in turn, ARGV[1] is the time,
-# then each limit's amount and window. Their bodies become local functions, which shadow the
-# KEYS and ARGV they read. Each limit answers `tried` and what its read gives, all in one
+# ARGV[2] whether to try the first limit (1) or only read them all (-1: an earlier call
+# refused), then each limit's amount and window. Their bodies become local functions, which
+# shadow the KEYS and ARGV they read. Each limit answers `tried` and what its read gives, all in one
 # space-separated string ("-" for nothing): cheaper for the client to parse than nested arrays.
 _DRIVER = """\
 local function acquire(KEYS, ARGV)
@@ -110,10 +115,10 @@ local function put(...)
 end
 local now = tonumber(ARGV[1])
 local per = %(keys_per_limit)d
-local tried = 1
+local tried = tonumber(ARGV[2])
 for i = 1, #KEYS / per do
   local keys = {unpack(KEYS, per * (i - 1) + 1, per * i)}
-  local limit, expiry = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local limit, expiry = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
   if tried == 1 then
     %(try)s
   elseif tried == 0 then
@@ -149,7 +154,7 @@ _SCRIPTS: dict[str, dict[str, Any]] = {
 
 
 def driver(strategy: str) -> str:
-    """The Lua script that checks a request against every limit of a policy in one call."""
+    """The Lua script that checks a request against several limits of a strategy in one call."""
     parts = {k: v.decode() if isinstance(v, bytes) else v for k, v in _SCRIPTS[strategy].items()}
     return _DRIVER % parts
 
@@ -231,20 +236,29 @@ class RedisWindows:
             return (self._prefixed(f"{{{key}}}/-1"), self._prefixed(f"{{{key}}}"))
         return (self._prefixed(key),)
 
-    async def hit(self, policy: Policy, identity: str) -> list[WindowState]:
-        ids = identifiers(policy, identity)
+    async def hit(self, tallies: Sequence[Tally]) -> list[WindowState]:
+        """One round trip per run of tallies with the same strategy (usually one in all)."""
         now = time.time()
-        keys: list[str] = []
-        args: list[float] = [now]
-        for item in policy.items:
-            keys.extend(self._keys(policy.strategy, item.key_for(*ids)))
-            args += [item.amount, item.get_expiry()]
-        fields = (await self._call(policy.strategy, keys, args)).split()
-        width, read = _READERS[policy.strategy]
-        return [
-            read(item, fields[i * width : (i + 1) * width], now)
-            for i, item in enumerate(policy.items)
-        ]
+        states: list[WindowState] = []
+        tried = 1
+        for strategy, run in itertools.groupby(tallies, lambda t: t.policy.strategy):
+            items: list[RateLimitItem] = []
+            keys: list[str] = []
+            args: list[float] = [now, tried]
+            for tally in run:
+                ids = identifiers(tally)
+                for item in tally.policy.items:
+                    items.append(item)
+                    keys.extend(self._keys(strategy, item.key_for(*ids)))
+                    args += [item.amount, item.get_expiry()]
+            fields = (await self._call(strategy, keys, args)).split()
+            width, read = _READERS[strategy]
+            for i, item in enumerate(items):
+                answer = fields[i * width : (i + 1) * width]
+                states.append(read(item, answer, now))
+                if answer[0] == b"0":  # refused: later runs only read their windows
+                    tried = -1
+        return states
 
     async def _call(self, strategy: str, keys: list[str], args: list[float]) -> Any:
         if self._in_flight >= MAX_IN_FLIGHT:  # wait, and go with the next round trip

@@ -78,6 +78,7 @@ class ProviderSettings:
     max_tokens: int
     timeout: float
     max_retries: int
+    max_answer_bytes: int = 1 << 20  # read from the provider at most, compressed or not
 
 
 class OpenAIProvider:
@@ -86,6 +87,8 @@ class OpenAIProvider:
 
     def __init__(self, s: ProviderSettings) -> None:
         import openai
+
+        from .transport import capped_client
 
         self.name, self.model, self.settings = s.provider, s.model, s
         key = os.environ.get("OPENAI_API_KEY", "")
@@ -97,7 +100,13 @@ class OpenAIProvider:
             base_url=s.base_url or None,
             timeout=s.timeout,
             max_retries=s.max_retries,
+            http_client=capped_client(
+                openai.DefaultAsyncHttpxClient,
+                s.base_url or "https://api.openai.com/v1",
+                s.max_answer_bytes,
+            ),
         )
+        self.client.chat.completions  # noqa: B018  # imported now, not on a request's time
 
     async def complete(self, system: str, prompt: str, tool: Tool = ANSWER_TOOL) -> Completion:
         limit = "max_completion_tokens" if self.name == "openai" else "max_tokens"
@@ -127,14 +136,25 @@ class AnthropicProvider:
     def __init__(self, s: ProviderSettings) -> None:
         import anthropic
 
+        from .transport import capped_client
+
         self.name, self.model, self.settings = s.provider, s.model, s
         key = os.environ.get("ANTHROPIC_API_KEY", "")
         if not key:
             raise ProviderConfigError("ai.provider is anthropic but ANTHROPIC_API_KEY is not set")
         self.credential = key
         self.client = anthropic.AsyncAnthropic(
-            api_key=key, base_url=s.base_url or None, timeout=s.timeout, max_retries=s.max_retries
+            api_key=key,
+            base_url=s.base_url or None,
+            timeout=s.timeout,
+            max_retries=s.max_retries,
+            http_client=capped_client(
+                anthropic.DefaultAsyncHttpxClient,
+                s.base_url or "https://api.anthropic.com",
+                s.max_answer_bytes,
+            ),
         )
+        self.client.messages  # noqa: B018  # imported now, not on a request's time
 
     async def complete(self, system: str, prompt: str, tool: Tool = ANSWER_TOOL) -> Completion:
         message = await self.client.messages.create(

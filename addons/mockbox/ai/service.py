@@ -80,6 +80,7 @@ class AISettings:
                 max_tokens=int(ai["max_tokens"]),
                 timeout=float(ai["timeout"]),
                 max_retries=int(ai["max_retries"]),
+                max_answer_bytes=int(ai["max_answer_bytes"]),
             ),
             max_body_bytes=int(ai["max_body_bytes"]),
             examples=int(ai["examples"]),

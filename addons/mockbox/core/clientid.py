@@ -3,7 +3,8 @@
 In order: the API key header, then a bearer token (both only as a SHA-256 prefix, never raw),
 then the client address. A forwarding header (X-Forwarded-For or Forwarded) is believed only
 when the connection comes from a configured trusted proxy network, so a client cannot choose
-its own identity by sending one.
+its own identity by sending one. Keys are not checked, so a client can choose its key: every
+identity also carries the address's (`home`), which rate limiting counts as well.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def key_identity(secret: str) -> str:
 class Client:
     identity: str  # "key:<hash>" or "ip:<address>"
     address: IPAddress | None  # the client's address after believing trusted proxies
+    home: str  # "ip:<address>": the identity without a key
+
+    @property
+    def keyed(self) -> bool:
+        return self.identity != self.home
 
 
 def parse_network(text: str, where: str) -> IPNetwork:
@@ -69,10 +75,9 @@ class ClientIdentifier:
 
     def identify(self, peer: str, headers: Mapping[str, str]) -> Client:
         address = self.address(peer, headers)
+        home = f"ip:{address if address is not None else peer}"
         secret = self._secret(headers)
-        if secret:
-            return Client(key_identity(secret), address)
-        return Client(f"ip:{address if address is not None else peer}", address)
+        return Client(key_identity(secret) if secret else home, address, home)
 
     def _secret(self, headers: Mapping[str, str]) -> str:
         if self.api_key_header:

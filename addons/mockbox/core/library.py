@@ -6,17 +6,24 @@ edit never takes the other mocks (or the previous version of that file) down.
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import hashlib
+import logging
 import os
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .index import MockIndex
 from .mockfile import MOCK_FILE_SUFFIXES, LoadedFile, Problem, load_mock_file
 from .model import Mock
+from .safefile import DEFAULT_LIMITS, FileLimits
 from .templating import TemplateEngine
+
+logger = logging.getLogger(__name__)
 
 type Signature = tuple[tuple[str, int, int], ...]
 
@@ -29,6 +36,10 @@ class _FileState:
 
     def mocks(self) -> list[Mock]:
         return self.good.mocks if self.good is not None else []
+
+    @property
+    def size(self) -> int:
+        return self.good.size if self.good is not None else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +58,12 @@ class ReloadReport:
 
 
 class MockLibrary:
-    def __init__(self, root: Path, engine: TemplateEngine) -> None:
+    def __init__(
+        self, root: Path, engine: TemplateEngine, limits: FileLimits = DEFAULT_LIMITS
+    ) -> None:
         self.root = root.resolve()
         self.engine = engine
+        self.limits = limits
         self.index = MockIndex()
         self.reloads = 0  # bumps on every change of what is served
         self.digest = hashlib.sha256().hexdigest()  # of what is served: equal across instances
@@ -80,12 +94,14 @@ class MockLibrary:
         removed = [p for p in self._files if p not in seen]
         for path in removed:
             affected.extend(self._files.pop(path).mocks())
+        used = sum(state.size for state in self._files.values())  # toward max_total_bytes
         for path in sorted(seen):
             state = self._files.get(path)
             signature = self._signature(path, state)
             if state is not None and signature == state.signature and path not in changed:
                 continue
-            result = load_mock_file(path, self.root, self.engine)
+            others = used - (state.size if state is not None else 0)
+            result = self._load(path, self.limits.max_total_bytes - others)
             signature = self._signature(path, None, result)
             if result.problems:
                 failed.append(path)
@@ -96,10 +112,22 @@ class MockLibrary:
                 loaded.append(path)
                 affected.extend((*(state.mocks() if state else ()), *result.mocks))
                 self._files[path] = _FileState(signature, result)
+                used = others + result.size
         report = ReloadReport(loaded, failed, removed, problems, tuple(affected))
         if report.changed:
             self._rebuild()
         return report
+
+    def _load(self, path: Path, budget: int) -> LoadedFile:
+        """One file, which whatever it holds cannot stop the others from loading."""
+        limits = dataclasses.replace(self.limits, max_total_bytes=max(budget, 0))
+        try:
+            with _collector_paused():
+                return load_mock_file(path, self.root, self.engine, limits)
+        except Exception as e:  # a loader bug: this file fails, the folder keeps loading
+            logger.exception(f"mockbox: loading {path} failed")
+            message = f"the file could not be loaded ({type(e).__name__}; the log has details)"
+            return LoadedFile(path, problems=[Problem(path, 1, message)])
 
     def _rebuild(self) -> None:
         mocks = []
@@ -145,3 +173,19 @@ class MockLibrary:
             except OSError:
                 out.append((str(p), -1, -1))
         return tuple(out)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while one file loads. A big file is millions of
+    short-lived parser objects; the collector's full passes over them hold the interpreter
+    lock for seconds (1.7 s for a 4 MB file), which stalls the event loop that serves every
+    client. Reference counting frees the parser's objects anyway."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()

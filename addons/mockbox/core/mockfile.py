@@ -21,8 +21,9 @@ from .operation import OperationSchema, OperationSchemaError
 from .pathtemplate import PathTemplate, PathTemplateError
 from .ratelimit import LimitRule, RateLimitConfigError, parse_rule
 from .render import encode_body
+from .safefile import DEFAULT_LIMITS, FileLimits, FileRefused, read_inside, resolve_inside
 from .templating import TemplateEngine, TemplateError
-from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
+from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced, shown
 
 MOCK_FILE_SUFFIXES = (".yaml", ".yml")
 
@@ -54,6 +55,7 @@ class LoadedFile:
     problems: list[Problem] = field(default_factory=list)
     dependencies: set[Path] = field(default_factory=set)  # body files read while loading
     digest: str = ""  # sha256 of the file and its body files: the same content, the same digest
+    size: int = 0  # bytes read: the file and each of its body files once
 
 
 @cache
@@ -68,18 +70,35 @@ def _validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(mock_file_schema())
 
 
-def load_mock_file(path: Path, root: Path, engine: TemplateEngine) -> LoadedFile:
-    """Load `path`; every problem found is reported, and any problem means no mocks."""
+def load_mock_file(
+    path: Path, root: Path, engine: TemplateEngine, limits: FileLimits = DEFAULT_LIMITS
+) -> LoadedFile:
+    """Load `path`, a regular file inside `root` within `limits`; every problem found is
+    reported, and any problem means no mocks."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        return LoadedFile(path, problems=[Problem(path, 1, f"cannot read file: {e}")])
-    return load_mock_text(path, text, root, engine)
+        data = read_inside(root.resolve(), path, limits.max_file_bytes, "mock_files.max_file_bytes")
+        text = data.decode("utf-8")
+    except FileRefused as e:
+        return LoadedFile(path, problems=[Problem(path, 1, f"the file {e}")])
+    except UnicodeDecodeError as e:
+        message = f"the file is not UTF-8 text (byte {e.start + 1} is not)"
+        return LoadedFile(path, problems=[Problem(path, 1, message)])
+    return load_mock_text(path, text, root, engine, limits)
 
 
-def load_mock_text(path: Path, text: str, root: Path, engine: TemplateEngine) -> LoadedFile:
+def load_mock_text(
+    path: Path,
+    text: str,
+    root: Path,
+    engine: TemplateEngine,
+    limits: FileLimits = DEFAULT_LIMITS,
+) -> LoadedFile:
     """Like load_mock_file, for the text `path` would hold (the editor checks before writing)."""
     out = LoadedFile(path)
+    raw_text = text.encode("utf-8", "surrogatepass")
+    if len(raw_text) > limits.max_total_bytes:
+        out.problems.append(Problem(path, 1, f"the file {_over_total(limits)}"))
+        return out
     try:
         doc = load_sourced(text)
     except YamlSyntaxError as e:
@@ -90,20 +109,56 @@ def load_mock_text(path: Path, text: str, root: Path, engine: TemplateEngine) ->
     out.problems.extend(_schema_problems(path, doc))
     if out.problems:
         return out
+    bodies = _BodyFiles(root.resolve(), limits, limits.max_total_bytes - len(raw_text))
     for i, raw in enumerate(doc.data["mocks"]):
-        builder = _MockBuilder(path, root, engine, doc, i, raw)
+        builder = _MockBuilder(path, root, engine, doc, i, raw, bodies)
         mock = builder.build()
         out.problems.extend(builder.problems)
-        out.dependencies.update(builder.dependencies)
         if mock is not None:
             out.mocks.append(mock)
     if out.problems:
         out.mocks.clear()
-    content = hashlib.sha256(text.encode())
-    for dep in sorted(out.dependencies):
-        content.update(dep.read_bytes() if dep.is_file() else b"")
+    out.dependencies = set(bodies.read)
+    content = hashlib.sha256(raw_text)
+    for dep in sorted(bodies.read):
+        content.update(bodies.read[dep] or b"")
     out.digest = content.hexdigest()
+    out.size = len(raw_text) + sum(len(b or b"") for b in bodies.read.values())
     return out
+
+
+def _over_total(limits: FileLimits) -> str:
+    return (
+        "would take the mocks folder past mock_files.max_total_bytes "
+        f"({limits.max_total_bytes:,} bytes in all); not read"
+    )
+
+
+@dataclass(slots=True)
+class _BodyFiles:
+    """The body files one mock file reads: each once, every one within the size limits."""
+
+    root: Path
+    limits: FileLimits
+    budget: int  # what is left of mock_files.max_total_bytes
+    read: dict[Path, bytes | None] = field(default_factory=dict)  # None: refused
+
+    def get(self, path: Path) -> bytes:
+        target = resolve_inside(self.root, path)
+        if target in self.read:
+            data = self.read[target]
+            if data is None:
+                raise FileRefused("cannot be read (see the first mock that names it)")
+            return data
+        self.read[target] = None
+        if self.budget < self.limits.max_body_file_bytes:
+            limit, setting = max(self.budget, 0), "what is left of mock_files.max_total_bytes"
+        else:
+            limit, setting = self.limits.max_body_file_bytes, "mock_files.max_body_file_bytes"
+        data = read_inside(self.root, target, limit, setting)
+        self.read[target] = data
+        self.budget -= len(data)
+        return data
 
 
 @dataclass(slots=True)
@@ -114,7 +169,13 @@ class CheckedMock:
     problems: list[Problem]
 
 
-def check_mock_text(text: str, path: Path, root: Path, engine: TemplateEngine) -> CheckedMock:
+def check_mock_text(
+    text: str,
+    path: Path,
+    root: Path,
+    engine: TemplateEngine,
+    limits: FileLimits = DEFAULT_LIMITS,
+) -> CheckedMock:
     """Check one mock mapping as if it stood in the file `path`, with the same schema and
     compiler as file loading; problem lines count from the first line of `text`."""
     try:
@@ -125,6 +186,7 @@ def check_mock_text(text: str, path: Path, root: Path, engine: TemplateEngine) -
         return CheckedMock(
             doc.data, [Problem(path, 1, "a mock is a mapping with request: and response:")]
         )
+    bodies = _BodyFiles(root.resolve(), limits, limits.max_total_bytes)
     # Seen as entry 0 of a `mocks:` list, so the file's checks apply unchanged.
     wrapped = SourcedDocument(
         {"mocks": [doc.data]},
@@ -132,7 +194,7 @@ def check_mock_text(text: str, path: Path, root: Path, engine: TemplateEngine) -
     )
     problems = [_unwrapped(p) for p in _schema_problems(path, wrapped)]
     if not problems:
-        builder = _MockBuilder(path, root, engine, wrapped, 0, doc.data)
+        builder = _MockBuilder(path, root, engine, wrapped, 0, doc.data, bodies)
         builder.build()
         problems = [_unwrapped(p) for p in builder.problems]
     return CheckedMock(doc.data, problems)
@@ -151,7 +213,7 @@ def _schema_problems(path: Path, doc: SourcedDocument) -> Iterator[Problem]:
             known = err.schema.get("properties", {}) if isinstance(err.schema, dict) else {}
             for key in (k for k in err.instance if k not in known):
                 line = doc.line_of((*where, key))
-                message = f"unknown key {key!r} (expected one of: {', '.join(known)})"
+                message = f"unknown key {shown(key)} (expected one of: {', '.join(known)})"
                 yield Problem(path, line, f"{_location(where)}: {message}", _mock_label(doc, where))
             continue
         yield Problem(path, doc.line_of(where), _describe(err), _mock_label(doc, where))
@@ -162,14 +224,23 @@ def _location(where: DocPath) -> str:
 
 
 def _describe(err: ValidationError) -> str:
+    """The schema's complaint, quoting no more of the file than `shown` allows: jsonschema's own
+    messages start with the whole offending value (a body, or a secret file read as one
+    string), and the top level is never quoted at all (a file that is not a mapping)."""
     location = _location(tuple(err.absolute_path))
     message = err.message
     if err.validator == "oneOf" and len(err.absolute_path) == 2:
         message = "a mock has either `response` or `responses` (a sequence), exactly one"
     elif err.validator == "oneOf":
-        message = f"{json.dumps(err.instance)[:80]} is not a valid value here"
+        message = f"{shown(err.instance)} is not a valid value here"
     elif err.validator == "not" and err.absolute_path and err.absolute_path[-1] == "response":
         message = "a response has either `body` or `body_file`, not both"
+    elif not err.absolute_path and err.validator == "type":
+        message = "a mock file is a mapping with a `mocks:` list"
+    else:
+        quoted = repr(err.instance)
+        if message.startswith(quoted):
+            message = shown(err.instance) + message[len(quoted) :]
     return f"{location}: {message}"
 
 
@@ -207,12 +278,12 @@ class _MockBuilder:
         doc: SourcedDocument,
         index: int,
         raw: dict[str, Any],
+        bodies: _BodyFiles,
     ) -> None:
         self.path, self.root, self.engine, self.doc = path, root, engine, doc
-        self.index, self.raw = index, raw
+        self.index, self.raw, self.bodies = index, raw, bodies
         self.name = _default_name(raw, index)
         self.problems: list[Problem] = []
-        self.dependencies: set[Path] = set()
 
     def problem(self, where: DocPath, message: str) -> None:
         line = self.doc.line_of(("mocks", self.index, *where))
@@ -362,20 +433,9 @@ class _MockBuilder:
 
     def _body_file(self, name: str, where: DocPath) -> bytes | None:
         try:
-            target = (self.path.parent / name).resolve()
-        except (OSError, ValueError, RuntimeError) as e:
-            # A NUL in the name (ValueError) or a symlink loop (RuntimeError on Python 3.12)
-            # is the file's problem to report, not an exception out of the loader.
-            self.problem(where, f"body_file {name!r} cannot be resolved: {e}")
-            return None
-        if not target.is_relative_to(self.root.resolve()):
-            self.problem(where, f"body_file {name!r} resolves outside the mocks folder; refused")
-            return None
-        self.dependencies.add(target)
-        try:
-            return target.read_bytes()
-        except OSError as e:
-            self.problem(where, f"body_file {name!r}: {e.strerror or e}")
+            return self.bodies.get(self.path.parent / name)
+        except FileRefused as e:
+            self.problem(where, f"body_file {shown(name, 255)} {e}")  # a path, not a secret
             return None
 
     def _fault(self, spec: Any, where: DocPath) -> Fault | None:

@@ -22,6 +22,14 @@ from .mockedit import LayoutError, MockFileLayout, parse_layout
 from .mockfile import MOCK_FILE_SUFFIXES, Problem, check_mock_text
 from .mockwriter import write_atomic
 from .model import ANY_METHOD, Mock
+from .safefile import (
+    DEFAULT_LIMITS,
+    FileLimits,
+    FileMissing,
+    FileRefused,
+    read_inside,
+    resolve_inside,
+)
 from .templating import TemplateEngine
 
 MAX_MOCK_CHARS = 1_000_000
@@ -132,6 +140,7 @@ class SearchQuery:
 class MockStore:
     root: Path
     engine: TemplateEngine
+    limits: FileLimits = DEFAULT_LIMITS
     _resolved: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -161,7 +170,7 @@ class MockStore:
         path = self.resolve(file)
         if len(text) > MAX_MOCK_CHARS:
             raise Invalid(f"a mock is limited to {MAX_MOCK_CHARS} characters")
-        checked = check_mock_text(text, path, self.root, self.engine)
+        checked = check_mock_text(text, path, self.root, self.engine, self.limits)
         return checked.data, checked.problems
 
     # --- writing ---------------------------------------------------------------------------
@@ -209,10 +218,10 @@ class MockStore:
             )
         if rel.suffix not in MOCK_FILE_SUFFIXES:
             raise PathRefused(f"file {file!r} must end in .yaml or .yml")
-        target = (self._resolved / rel).resolve()
-        if not target.is_relative_to(self._resolved):
-            raise PathRefused(f"file {file!r} leads outside the mocks folder; refused")
-        return target
+        try:
+            return resolve_inside(self._resolved, self._resolved / rel)
+        except FileRefused as e:
+            raise PathRefused(f"file {file!r} {e}") from None
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -235,14 +244,21 @@ class MockStore:
         }
 
     def _layout(self, path: Path, file: str, must_exist: bool) -> MockFileLayout:
+        """The file's layout, read as the loader reads it: a FIFO or a file over the size
+        limit is refused rather than read (a FIFO would block the event loop for good)."""
         try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            data = read_inside(
+                self._resolved, path, self.limits.max_file_bytes, "mock_files.max_file_bytes"
+            )
+            text = data.decode("utf-8")
+        except FileMissing:
             if must_exist:
                 raise NotFound(f"no mock file {file}") from None
             text = ""
-        except (OSError, UnicodeDecodeError) as e:
-            raise NotEditable(f"{file}: cannot read: {e}") from e
+        except FileRefused as e:
+            raise NotEditable(f"{file} {e}") from None
+        except UnicodeDecodeError as e:
+            raise NotEditable(f"{file} is not UTF-8 text (byte {e.start + 1} is not)") from None
         try:
             return parse_layout(text)
         except LayoutError as e:

@@ -1,24 +1,34 @@
 """Writing mocks to YAML files safely: atomically, readable, and never as accidental templates.
 
-Shared by everything that writes mocks: the recorder, the importers, AI persistence and
-`mockbox generate`, so their files look alike (block style, keys in a fixed order).
+Shared by everything that writes mocks: the recorder, the importers, AI persistence, "Save as
+mock" from traffic and `mockbox generate`, so their files look alike (block style, keys in a
+fixed order). Whatever came from the network or another tool (an upstream's or a model's
+answer, a HAR, an OpenAPI document, WireMock stubs) goes through `literal_mock` once, just
+before it is written, so no text of theirs is ever evaluated as a template, and through
+`literal_path` / `plain_host` / `body_file_name`, so their paths, hosts and file names mean only
+what they say.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
 from .ai_answer import AIAnswer
 from .ai_prompt import GenerationRequest
+from .mockfile import MOCK_FILE_SUFFIXES
 
 _HOST_FILE = re.compile(r"[^A-Za-z0-9._-]+")
+_PLAIN_HOST = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")  # as the mock file schema allows
+_PATH_RESERVED = re.compile(r"[{}?#\s]")  # what a path template reads as more than text
 _TEMPLATE_MARKS = ("{{", "{%", "{#")
 _RAW_END = re.compile(r"\{%[-+]?\s*endraw")  # every spelling Jinja's lexer ends a raw block at
 
@@ -53,6 +63,59 @@ def literal(value: Any) -> Any:
     if isinstance(value, list):
         return [literal(v) for v in value]
     return value
+
+
+def literal_response(response: dict[str, Any]) -> dict[str, Any]:
+    """A mock's answer (`response:`, an item of `responses:`) whose every templated field (header
+    values, the body, a `fault:` answer's) renders exactly as the data given."""
+    out = dict(response)
+    if isinstance(out.get("headers"), dict):
+        out["headers"] = {name: literal(value) for name, value in out["headers"].items()}
+    if "body" in out:
+        out["body"] = literal(out["body"])
+    if isinstance(out.get("fault"), dict):
+        out["fault"] = literal_response(out["fault"])
+    return out
+
+
+def literal_mock(mock: dict[str, Any]) -> dict[str, Any]:
+    """`mock`, built from data (an upstream's or a model's answer, an imported document), as it
+    must be written: its answers served as that data, never evaluated. Apply it once, last:
+    applied twice, the escapes of the first pass would be served as text."""
+    out = dict(mock)
+    if isinstance(out.get("response"), dict):
+        out["response"] = literal_response(out["response"])
+    if isinstance(out.get("responses"), list):
+        out["responses"] = [
+            literal_response(r) if isinstance(r, dict) else r for r in out["responses"]
+        ]
+    return out
+
+
+def literal_path(path: str) -> str:
+    """A request path as a mock's `path:` that matches exactly it: the characters a path
+    template reserves (`{`, `}`, `?`, `#`, spaces) percent-encoded, as a client sends them."""
+    path = path or "/"
+    return quote(path, safe="/%:@!$&'()*+,;=-._~") if _PATH_RESERVED.search(path) else path
+
+
+def plain_host(host: str) -> str | None:
+    """`host` (with `:port`) as a mock's `host:` when it is a plain name or address that the
+    schema accepts and that means only itself (no `*.` wildcard); else None."""
+    host = host.lower()
+    return host if _PLAIN_HOST.match(host) else None
+
+
+def body_file_name(folder: str, name: str) -> str:
+    """`<folder>/<name>` as a body file beside a mock file: relative, without `..` or hidden
+    parts, and never named like a mock file (the loader would read it as one, templates and
+    all): `x.yaml` becomes `x.yaml.txt`."""
+    normal = posixpath.normpath("/" + name.replace("\\", "/"))  # `..` cannot climb above "/"
+    parts = [p for p in normal.split("/") if p]
+    parts = [("_" + p) if p.startswith(".") else p for p in parts] or ["body"]
+    if parts[-1].lower().endswith(MOCK_FILE_SUFFIXES):
+        parts[-1] += ".txt"
+    return "/".join([folder, *parts])
 
 
 def _jinja_string(text: str) -> str:
@@ -140,27 +203,44 @@ class ImportResult:
     def write(self, out: Path) -> Path:
         """Write `<out>/<source stem>.yaml` (and its body files) atomically; returns its path."""
         for name, content in self.files.items():
-            write_atomic(out / name, content)
+            write_atomic(inside(out, name), content)
         target = out / f"{self.source.stem}.yaml"
         header = comment(f"Imported by MockBox from {self.source.name}. Edit freely.")
         write_atomic(target, dump_mocks(self.mocks, header))
         return target
 
 
+def inside(folder: Path, name: str) -> Path:
+    """`folder / name`, refused (ValueError) when it would lead outside `folder` or be read as
+    a mock file: the last guard before a body file named by imported data is written."""
+    target = folder / name
+    resolved, root = target.resolve(), folder.resolve()
+    if not resolved.is_relative_to(root) or resolved == root:
+        raise ValueError(f"body file {name!r} would be written outside {folder}; refused")
+    if target.name.lower().endswith(MOCK_FILE_SUFFIXES):
+        raise ValueError(f"body file {name!r} would be read as a mock file; refused")
+    return target
+
+
 def mock_from_answer(greq: GenerationRequest, answer: AIAnswer) -> dict[str, Any]:
-    """A mock that answers `greq` with `answer` (text that looks like a template stays text)."""
-    request: dict[str, Any] = {"method": greq.method.upper(), "path": greq.path}
-    if greq.host:
-        request["host"] = greq.host
+    """A mock that answers `greq` with `answer`, as it is written: the answer literal (text
+    that looks like a template stays text), the path and host meaning only themselves."""
+    path = literal_path(greq.path)
+    request: dict[str, Any] = {"method": greq.method.upper(), "path": path}
+    host = plain_host(greq.host) if greq.host else None
+    if host:
+        request["host"] = host
     if greq.query:
         request["query"] = dict(greq.query)
     response: dict[str, Any] = {"status": answer.status}
     if answer.headers:
-        response["headers"] = answer.headers
+        response["headers"] = dict(answer.headers)
     if answer.body is not None:
-        response["body"] = literal(answer.body)
-    return {
-        "name": f"AI: {greq.method.upper()} {greq.path}",
-        "request": request,
-        "response": response,
-    }
+        response["body"] = answer.body
+    return literal_mock(
+        {
+            "name": f"AI: {greq.method.upper()} {path}",
+            "request": request,
+            "response": response,
+        }
+    )

@@ -116,6 +116,11 @@ _BY_NAME: dict[str, str] = {
 }
 
 
+# An example body is rendered on the event loop: a mock whose templates are slow (or hostile)
+# is skipped as an example rather than allowed to hold every other client.
+EXAMPLE_SECONDS = 0.02
+
+
 class OfflineGenerator:
     def __init__(self, engine: TemplateEngine, locale: str = "en_US") -> None:
         self.engine = engine
@@ -212,7 +217,7 @@ class OfflineGenerator:
         }
         view = RequestView("GET", "http", req.host, 80, mock.path.text, (), Headers(), b"")
         try:
-            rendered = render(spec, self.engine, view, params)
+            rendered = render(spec, self.engine, view, params, EXAMPLE_SECONDS)
             return json.loads(rendered.body)
         except (TemplateError, ValueError):
             return None

@@ -24,7 +24,7 @@ from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
-from .mockwriter import ImportResult, literal
+from .mockwriter import ImportResult, literal_response
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -226,12 +226,12 @@ def _operation(
             if isinstance(body, str) and _is_json(content_type):
                 body = json.dumps(body)  # a JSON string, quoted: a plain string is sent as text
             if body is not None:
-                answer["body"] = literal(body)
+                answer["body"] = body
     request_schema = _request_schema(spec, op, place)
     if request_schema is not None:
         openapi["request_schema"] = request_schema
     openapi["source"] = spec.path.name
-    mock["response"] = answer
+    mock["response"] = literal_response(answer)  # the document's text, never a template
     mock["openapi"] = openapi
     return mock
 

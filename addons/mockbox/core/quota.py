@@ -3,7 +3,9 @@
 Header fields: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time,
 in seconds, when the remaining count next grows) for the window closest to refusing, and
 `RateLimit-Policy` / `RateLimit` for every window, in the syntax of
-draft-ietf-httpapi-ratelimit-headers-11 (`"name";q=100;w=60` and `"name";r=42;t=17`).
+draft-ietf-httpapi-ratelimit-headers-11 (`"name";q=100;w=60` and `"name";r=42;t=17`). A
+request counted against its key and its address has the windows of both (the address's named
+`<policy>/address`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from limits import RateLimitItem
 
-from .ratelimit import Policy, describe
+from .ratelimit import Policy, Tally, describe
 
 ERRORS = {"ai": "AI_RATE_LIMIT_EXCEEDED", "public": "PUBLIC_API_RATE_LIMIT_EXCEEDED"}
 TIER_TITLES = {"ai": "AI", "public": "Public API"}
@@ -35,18 +37,30 @@ class Window:
     name: str
     item: RateLimitItem
     state: WindowState
+    tally: Tally
 
 
 @dataclass(frozen=True, slots=True)
 class Quota:
-    policy: Policy
+    tallies: tuple[Tally, ...]  # the client's own first, then its address's
     windows: tuple[Window, ...]
     at: float  # when the request was counted
 
     @classmethod
-    def of(cls, policy: Policy, states: list[WindowState], at: float) -> Quota:
-        windows = zip(policy.window_names(), policy.items, states, strict=True)
-        return cls(policy, tuple(Window(n, i, s) for n, i, s in windows), at)
+    def of(cls, tallies: tuple[Tally, ...], states: list[WindowState], at: float) -> Quota:
+        """`states`: the windows of every tally's policy in turn, as the storage gave them."""
+        slots = [
+            (name, item, c)
+            for c in tallies
+            for name, item in zip(c.policy.window_names(), c.policy.items, strict=True)
+        ]
+        windows = tuple(Window(n, i, s, c) for (n, i, c), s in zip(slots, states, strict=True))
+        return cls(tallies, windows, at)
+
+    @property
+    def policy(self) -> Policy:
+        """The policy the request was chosen for (its tier, its rule)."""
+        return self.tallies[0].policy
 
     @property
     def allowed(self) -> bool:
@@ -70,7 +84,7 @@ class Quota:
 
     def headers(self) -> list[tuple[str, str]]:
         binding = self.binding
-        policy_field, names = _advertised(self.policy)
+        policy_field, names = _advertised(tuple(c.policy for c in self.tallies))
         fields = [
             ("X-RateLimit-Limit", str(binding.item.amount)),
             ("X-RateLimit-Remaining", str(binding.state.remaining)),
@@ -90,12 +104,13 @@ class Quota:
 
     def refusal(self) -> dict[str, Any]:
         """The 429 body."""
-        tier = self.policy.tier
+        tier, binding = self.policy.tier, self.binding
         seconds = self.retry_after
+        where = " per address" if binding.tally.policy.per_address else ""
         return {
             "error": ERRORS[tier],
             "message": (
-                f"{TIER_TITLES[tier]} rate limit exceeded: {describe(self.binding.item)}. "
+                f"{TIER_TITLES[tier]} rate limit exceeded: {describe(binding.item)}{where}. "
                 f"Try again in {seconds} second{'s' if seconds != 1 else ''}."
             ),
             "retry_after": seconds,
@@ -103,13 +118,14 @@ class Quota:
 
 
 @lru_cache(maxsize=1024)
-def _advertised(policy: Policy) -> tuple[str, tuple[str, ...]]:
-    """A policy's `RateLimit-Policy` value and its limits' names, as Structured Field Strings
-    (the same for every request, so made once)."""
-    names = tuple(_sf_string(name) for name in policy.window_names())
+def _advertised(policies: tuple[Policy, ...]) -> tuple[str, tuple[str, ...]]:
+    """The policies' `RateLimit-Policy` value and their limits' names, as Structured Field
+    Strings (the same for every request, so made once)."""
+    names = tuple(_sf_string(name) for p in policies for name in p.window_names())
+    items = [item for p in policies for item in p.items]
     field = ", ".join(
         f"{name};q={item.amount};w={item.get_expiry()}"
-        for name, item in zip(names, policy.items, strict=True)
+        for name, item in zip(names, items, strict=True)
     )
     return field, names
 

@@ -4,20 +4,27 @@ A request is in the `ai` tier when it would reach AI synthesis, else in `public`
 upstream traffic). Its limits are, first that applies: its mock's `rate_limit`, the first
 matching override in the configuration, the tier's own. An override or mock rule with its own
 `limit` or `strategy` counts in a counter of its own; one that only names a tier shares that
-tier's counter. Pure: `limits` only parses "10/minute;200/day" here.
+tier's counter.
+
+Keys are not checked, so a key must not buy a fresh budget: a request that names one also
+counts in the counter its address uses (`tallies`, below). In a tier that is the tier's own
+counter, so the address gets the tier's limit in all; with `per_address` set, a ceiling of its
+own that every request of the tier counts in. Under a mock's or override's own limit, the
+address gets that limit. Pure: `limits` only parses "10/minute;200/day" here.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import limits
 from limits import RateLimitItem
 
-from .clientid import ClientIdentifier, Exemptions, IdentityConfigError, parse_network
+from .clientid import Client, ClientIdentifier, Exemptions, IdentityConfigError, parse_network
 from .model import HostPattern
 from .pathtemplate import PathTemplate, PathTemplateError
 from .request import RequestView
@@ -67,6 +74,18 @@ def describe(item: RateLimitItem) -> str:
         f"{item.amount} per {unit}"
         if item.multiples == 1
         else f"{item.amount} per {item.multiples} {unit}s"
+    )
+
+
+def _tier(raw: Mapping[str, Any], where: str) -> Tier:
+    """A tier's section: `limit`, `strategy` and `per_address` (empty: the same as `limit`)."""
+    items = parse_limits(raw["limit"], f"{where}.limit")
+    ceiling = raw.get("per_address", "")
+    per_address = None if ceiling in ("", None) else parse_limits(ceiling, f"{where}.per_address")
+    return Tier(
+        items,
+        _choice(raw["strategy"], STRATEGIES, f"{where}.strategy"),
+        None if per_address == items else per_address,  # the same: the same counter
     )
 
 
@@ -161,6 +180,7 @@ class Policy:
     label: str  # names the policy in RateLimit-Policy fields: the rule's name, else the scope
     items: tuple[RateLimitItem, ...]
     strategy: str
+    per_address: bool = False  # counted for the client's address, whatever key it sent
 
     def window_names(self) -> tuple[str, ...]:
         if len(self.items) == 1:
@@ -168,10 +188,25 @@ class Policy:
         return tuple(f"{self.label}-{item.get_expiry()}s" for item in self.items)
 
 
+@lru_cache(maxsize=1024)  # one per policy, made once
+def _at_address(policy: Policy) -> Policy:
+    """The same counter and limits, counted for the address (named apart in headers)."""
+    return replace(policy, label=f"{policy.label}/address", per_address=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """One count a request makes: in a policy's counter (its limits), for one identity."""
+
+    policy: Policy
+    identity: str
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     items: tuple[RateLimitItem, ...]
     strategy: str
+    per_address: tuple[RateLimitItem, ...] | None = None  # None: the same as `items`
 
 
 class RateLimitPolicy:
@@ -197,6 +232,13 @@ class RateLimitPolicy:
         self.redis_timeout = redis_timeout
         self.violations_kept = violations_kept
         self._policies: dict[tuple[str, LimitRule, str], Policy | None] = {}
+        self._ceilings = {
+            name: Policy(
+                name, f"{name}|address", f"{name}/address", t.per_address, t.strategy, True
+            )
+            for name, t in self.tiers.items()
+            if t.per_address  # None: the tier's own counter; (): no ceiling
+        }
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any]) -> RateLimitPolicy:
@@ -208,13 +250,7 @@ class RateLimitPolicy:
 
     @classmethod
     def _from_config(cls, section: Mapping[str, Any]) -> RateLimitPolicy:
-        tiers = {
-            name: Tier(
-                parse_limits(section[name]["limit"], f"rate_limit.{name}.limit"),
-                _choice(section[name]["strategy"], STRATEGIES, f"rate_limit.{name}.strategy"),
-            )
-            for name in TIERS
-        }
+        tiers = {name: _tier(section[name], f"rate_limit.{name}") for name in TIERS}
         overrides = section["overrides"]
         if not isinstance(overrides, list):
             raise RateLimitConfigError("rate_limit.overrides: expected a list")
@@ -263,6 +299,18 @@ class RateLimitPolicy:
                 return self._policy(tier, override.rule, override.scope)
         return self._policy(tier, LimitRule(), tier)
 
+    def tallies(self, policy: Policy, client: Client) -> tuple[Tally, ...]:
+        """The tallies a request of `client` under `policy` counts in, in the order they are
+        tried: its own identity's, then its address's, so that a key it made up buys nothing
+        (a refusal by the first spends nothing of the second)."""
+        own = Tally(policy, client.identity)
+        if policy.scope == policy.tier and self.tiers[policy.tier].per_address is not None:
+            ceiling = self._ceilings.get(policy.tier)  # every request of the tier counts in it
+            return (own,) if ceiling is None else (own, Tally(ceiling, client.home))
+        if not client.keyed:
+            return (own,)  # its own counter is its address's
+        return (own, Tally(_at_address(policy), client.home))
+
     def tier_policy(self, tier: str) -> Policy | None:
         """A tier's own policy, for calls that are not proxied requests (the editor's AI)."""
         return self._policy(tier, LimitRule(), tier)
@@ -292,7 +340,11 @@ class RateLimitPolicy:
         return {
             "enabled": self.enabled,
             "tiers": {
-                name: {"limit": limits_text(t.items), "strategy": t.strategy}
+                name: {
+                    "limit": limits_text(t.items),
+                    "strategy": t.strategy,
+                    "per_address": limits_text(t.items if t.per_address is None else t.per_address),
+                }
                 for name, t in self.tiers.items()
             },
             "overrides": [

@@ -14,10 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from .mockfile import MOCK_FILE_SUFFIXES
-from .mockwriter import comment, dump_mock, host_file_name, join_mocks, literal, write_atomic
+from .mockwriter import (
+    body_file_name,
+    comment,
+    dump_mock,
+    host_file_name,
+    inside,
+    join_mocks,
+    literal_mock,
+    literal_path,
+    plain_host,
+    write_atomic,
+)
 from .redaction import Policy, Redactor, Secrets
 
 # Never written: they describe one connection or one encoding, not the answer.
@@ -36,7 +46,8 @@ _DROP_RESPONSE_HEADERS = frozenset(
     }
 )
 _SKIP_METHODS = frozenset({"CONNECT"})
-_HOST_PATTERN = re.compile(r"^[a-z0-9.-]+(:[0-9]{1,5})?$")  # as the mock file schema allows
+_METHOD = re.compile(r"^[A-Za-z]+$")  # as the mock file schema allows
+_SKIPPED_LISTED = 20  # answers not recorded named per host file; the rest are counted
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +74,7 @@ class Rules:
     policy: Policy
     inline_limit: int = 16384
     generalize: bool = False
+    max_body_bytes: int = 10 << 20  # larger answers are not recorded (the recorder streams them)
 
     @property
     def placeholder(self) -> str:
@@ -72,7 +84,12 @@ class Rules:
     def from_config(
         cls, record: Mapping[str, Any], redact: Mapping[str, Any], generalize: bool = False
     ) -> Rules:
-        return cls(Policy.from_config(redact), int(record["inline_limit"]), generalize)
+        return cls(
+            Policy.from_config(redact),
+            int(record["inline_limit"]),
+            generalize,
+            int(record["max_body_bytes"]),
+        )
 
 
 @dataclass(slots=True)
@@ -107,6 +124,8 @@ class _Host:
     items: dict[str, str] = field(default_factory=dict)
     flushed: set[str] = field(default_factory=set)  # body files this session wrote
     secrets_at_flush: int = 0  # how many secrets were known at the last flush
+    skipped: list[str] = field(default_factory=list)  # answers not recorded, for the header
+    skipped_total: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +140,13 @@ class Redacted:
 
 
 def recordable(ex: Exchange) -> bool:
-    return ex.method.upper() not in _SKIP_METHODS and ex.scheme in ("http", "https")
+    """False for what is never recorded: CONNECT, other schemes, and a method no mock can
+    match (its file would not load)."""
+    return (
+        ex.method.upper() not in _SKIP_METHODS
+        and ex.scheme in ("http", "https")
+        and _METHOD.match(ex.method) is not None
+    )
 
 
 def redact_exchange(ex: Exchange, rules: Rules, known: Secrets) -> Redacted:
@@ -152,9 +177,9 @@ def _request(ex: Exchange, redactor: Redactor, inline_limit: int) -> dict[str, A
     default_port = {"http": 80, "https": 443}[ex.scheme]
     host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
     request: dict[str, Any] = {"method": ex.method.upper()}
-    if _HOST_PATTERN.match(host):  # an IPv6 literal has no host pattern: any host then
+    if plain_host(host):  # an IPv6 literal has no host pattern: any host then
         request["host"] = host
-    request["path"] = _template_safe_path(ex.path)
+    request["path"] = literal_path(ex.path)
     query: dict[str, str] = {}
     for name, value in redactor.query(ex.query):
         query.setdefault(name, value)
@@ -214,6 +239,18 @@ class Session:
         """A copy of the secrets known so far, for `redact_exchange` elsewhere."""
         return Secrets(self.rules.placeholder, self._secrets.values)
 
+    def skip(self, ex: Exchange, size: str) -> None:
+        """Note an answer that was not recorded because its body (`size`, in words) is over
+        the cap: its host's file names it in its header comment."""
+        if not recordable(ex):
+            return
+        host = self._hosts.setdefault(_host_stem(ex), _Host())
+        host.skipped_total += 1
+        if len(host.skipped) < _SKIPPED_LISTED:
+            path = literal_path(ex.path)[:200]
+            host.skipped.append(f"{ex.method.upper()[:16]} {path} ({size})")
+        host.dirty = True
+
     def counts(self) -> dict[str, int]:
         """Requests seen so far, by host."""
         return {stem: h.seen for stem, h in self._hosts.items()}
@@ -230,7 +267,7 @@ class Session:
                 continue
             learned = len(self._secrets) != host.secrets_at_flush  # new ones since the last flush
             for name, content in host.files.items():
-                target = self.folder / name
+                target = inside(self.folder, name)
                 if target.exists() and not (learned and name in host.flushed):
                     continue
                 scrubbed = self._secrets.scrub_bytes(content)
@@ -262,13 +299,13 @@ class Session:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         response: dict[str, Any] = {"status": ex.status}
         if headers:
-            response["headers"] = literal(headers)
+            response["headers"] = headers
         if not body:
             return response
         text = _text(body) if len(body) <= self.rules.inline_limit else None
         if text is not None:
             parsed = _json(text)
-            response["body"] = literal(parsed if isinstance(parsed, (dict, list)) else text)
+            response["body"] = parsed if isinstance(parsed, (dict, list)) else text
             return response
         name = _body_file_name(stem, body, _header(ex.response_headers, "content-type"))
         host.files[name] = body
@@ -298,13 +335,21 @@ class Session:
             if item is None:
                 scrubbed = self._secrets.scrub_tree(mock)
                 scrubbed["request"] = _matchers(scrubbed["request"], self.rules)
-                item = dump_mock(scrubbed)
+                # Literal last: after redaction, which must not be able to undo an escape.
+                item = dump_mock(literal_mock(scrubbed))
             items[key] = item
         host.items = items
         header = (
             f"Recorded by MockBox (session {self.title!r}). Secrets are replaced by "
             f"{self.rules.placeholder!r}.\nEdit freely: this is an ordinary mock file."
         )
+        if host.skipped_total:
+            header += (
+                f"\nNot recorded: answers over record.max_body_bytes ({self.rules.max_body_bytes})"
+                + "".join(f"\n  {line}" for line in host.skipped)
+            )
+            if host.skipped_total > len(host.skipped):
+                header += f"\n  ... and {host.skipped_total - len(host.skipped)} more"
         return join_mocks(list(items.values()), comment(header))
 
 
@@ -382,9 +427,7 @@ def _body_file_name(stem: str, body: bytes, content_type: str) -> str:
     digest = hashlib.sha256(body).hexdigest()[:16]
     mime = content_type.partition(";")[0].strip().lower()
     ext = (mimetypes.guess_extension(mime) if mime else None) or ".bin"
-    if ext in MOCK_FILE_SUFFIXES:  # a body file must never be loaded as a mock file
-        ext = ".yaml.txt"
-    return f"{stem}.files/{digest}{ext}"
+    return body_file_name(f"{stem}.files", f"{digest}{ext}")
 
 
 # --- names and paths ---------------------------------------------------------------------------
@@ -393,12 +436,6 @@ def _body_file_name(stem: str, body: bytes, content_type: str) -> str:
 def _host_stem(ex: Exchange) -> str:
     default = (ex.scheme == "http" and ex.port == 80) or (ex.scheme == "https" and ex.port == 443)
     return host_file_name(ex.host if default else f"{ex.host}:{ex.port}").removesuffix(".yaml")
-
-
-def _template_safe_path(path: str) -> str:
-    """The path as seen, with the characters a path template reserves percent-encoded."""
-    path = path or "/"
-    return quote(path, safe="/%:@!$&'()*+,;=-._~") if re.search(r"[{}?#\s]", path) else path
 
 
 def _name(request: dict[str, Any]) -> str:

@@ -1,21 +1,29 @@
-"""Jinja's sandbox with resource bounds, so a template cannot hang the proxy or eat its memory.
+"""Jinja's sandbox with resource bounds per answer, so a mock cannot hang the proxy or eat its
+memory, and with only plain data and a few plain functions reachable from a template.
 
-Jinja's SandboxedEnvironment keeps templates away from Python internals, but not from
-`'a' * 10**9`, `'%999999999d' % 1`, `'x' | center(10**9)`, `lipsum(10**6)` or loops nested
-until the heat death of the universe: each of those froze the proxy's event loop or allocated
-gigabytes. Here every size-producing operation is checked before it runs, and every loop
-iteration (every 256th), call, attribute lookup and output chunk (every 64th) checks a per-render
-deadline.
+Jinja's SandboxedEnvironment keeps templates away from attributes starting with `_`, but not
+from `'a' * 10**9`, `'%999999999d' % 1`, `''.replace('', big)`, `lipsum(10**6)` or loops
+nested until the heat death of the universe. Here every size-producing operation is checked
+before it runs, every value turned into text is weighed first (and must be data: a function or
+object would show as a repr with a memory address), and loops, calls, attribute lookups, filter
+inputs and output chunks check the answer's deadline.
+
+The bounds belong to one answer (all its header and body strings together): an AnswerBudget
+holds the deadline, the output still allowed and, on the event loop, the end of the slice
+after which the render gives way (SliceExpired) so it can be redone in a worker thread.
 """
 
 from __future__ import annotations
 
-import inspect
+import datetime
 import re
 import string
 import time
-from collections.abc import Callable, Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
+from decimal import Decimal
 from itertools import chain
 from typing import Any
 
@@ -23,68 +31,169 @@ from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context, Undefined
 from jinja2.sandbox import SandboxedEnvironment, safe_range
-from jinja2.utils import generate_lorem_ipsum
+from jinja2.utils import Cycler, Joiner, Namespace, generate_lorem_ipsum
 
-MAX_SIZE = 8 * 1024 * 1024  # longest string or sequence a template may build (8 Mi items)
+MAX_SIZE = 8 * 1024 * 1024  # longest string a template may build (8 Mi characters)
+# Longest list a template may build, or a filter may go through: sorting this many strings
+# is one call into C of about 40 ms (it holds the GIL, on the loop or in a thread alike).
+MAX_ITEMS = 128 * 1024
+MAX_OUTPUT = 8 * 1024 * 1024  # characters one answer's templates may produce, all together
 MAX_INT_BITS = 100_000  # largest integer a template may compute (~30,000 digits)
 MAX_WIDTH = 100_000  # widest padding a format spec or filter may ask for
-MAX_RENDER_SECONDS = 2.0  # one template's render, all loops and calls included
+MAX_RENDER_SECONDS = 2.0  # one answer's templates, all strings, loops and calls included
 _CHECK_EVERY = 256  # loop iterations between deadline checks
 _LOOP_FILTER = "mockbox_loop_guard"
 _CONCAT_FILTER = "mockbox_concat"
-# Parameters that size what a call builds (Faker's pystr(max_chars=...), paragraphs(nb=...)...).
-_COUNT_PARAMS = frozenset(
-    {
-        "nb", "nb_elements", "nb_words", "nb_sentences", "nb_chars", "max_nb_chars", "min_chars",
-        "max_chars", "length", "num_rows", "num_files", "uncompressed_size", "min_file_size",
-        "size", "digits", "left_digits", "right_digits", "text_length", "variable_nb_elements",
-    }
-)  # fmt: skip
-
-_deadline: ContextVar[float | None] = ContextVar("mockbox_template_deadline", default=None)
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?")
 _DIGITS = re.compile(r"\d+")
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_SCALARS = (
+    str,
+    int,
+    float,
+    type(None),
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    Decimal,
+    uuid.UUID,
+)
+_DATA = (*_SCALARS, Undefined)
+# Filters that go through their input item by item: the input is fed to them through a guard
+# that checks the deadline and counts items (else `'x' * 8_000_000 | unique` runs unchecked).
+_ITERATING_FILTERS = frozenset(
+    {
+        "batch", "groupby", "join", "list", "map", "max", "min", "reject", "rejectattr",
+        "select", "selectattr", "slice", "sort", "sum", "unique",
+    }
+)  # fmt: skip
+# Filters that take any object and do not turn it into text; every other filter's input is
+# weighed and must be plain data.
+_OBJECT_FILTERS = _ITERATING_FILTERS | {
+    "attr", "count", "d", "default", "first", "last", "length", "random", "reverse",
+}  # fmt: skip
+# Filters whose integer arguments are widths or counts.
+_WIDTH_FILTERS = frozenset({"batch", "center", "indent", "slice", "tojson", "truncate", "wordwrap"})
 
 
 class TemplateLimitError(SecurityError):
     """A template went past one of the bounds above."""
 
 
-def start_budget() -> Token[float | None]:
-    """Give the render that starts now MAX_RENDER_SECONDS; pass the token to end_budget after.
-    (A plain function pair, not a context manager: this runs for every template rendered.)"""
-    return _deadline.set(time.monotonic() + MAX_RENDER_SECONDS)
+class SliceExpired(Exception):
+    """The render used up its slice of the event loop; the answer is rendered again, from the
+    start, in a worker thread with the rest of its budget."""
 
 
-def end_budget(token: Token[float | None]) -> None:
-    _deadline.reset(token)
+@dataclass(slots=True)
+class AnswerBudget:
+    deadline: float  # time.monotonic() after which the answer fails
+    slice_end: float  # after which a render on the event loop gives way (= deadline elsewhere)
+    output_left: int  # characters the answer may still produce
+
+
+_budget: ContextVar[AnswerBudget | None] = ContextVar("mockbox_answer_budget", default=None)
+
+
+def start_answer(
+    deadline: float | None = None, slice_seconds: float | None = None
+) -> Token[AnswerBudget | None]:
+    """Open the budget of one answer in this thread (or context): until `deadline` (default:
+    MAX_RENDER_SECONDS from now), giving way after `slice_seconds` when set. Pass the token to
+    end_answer after."""
+    now = time.monotonic()
+    end = now + MAX_RENDER_SECONDS if deadline is None else deadline
+    slice_end = end if slice_seconds is None else min(end, now + slice_seconds)
+    return _budget.set(AnswerBudget(end, slice_end, MAX_OUTPUT))
+
+
+def end_answer(token: Token[AnswerBudget | None]) -> None:
+    _budget.reset(token)
 
 
 def check_deadline() -> None:
-    deadline = _deadline.get()
-    if deadline is not None and time.monotonic() > deadline:
-        raise TemplateLimitError(f"the template ran longer than {MAX_RENDER_SECONDS} s")
+    budget = _budget.get()
+    if budget is not None and time.monotonic() > budget.slice_end:
+        if budget.slice_end < budget.deadline and time.monotonic() <= budget.deadline:
+            raise SliceExpired()
+        raise TemplateLimitError(f"the answer's templates ran longer than {MAX_RENDER_SECONDS} s")
+
+
+def charge_output(size: int) -> None:
+    """Count `size` characters against the answer's output."""
+    budget = _budget.get()
+    if budget is None:
+        return
+    budget.output_left -= size
+    if budget.output_left < 0:
+        raise TemplateLimitError(
+            f"the answer's templates produce more than {MAX_OUTPUT} characters"
+        )
 
 
 def bounded_concat(chunks: Iterable[str]) -> str:
-    """The output of a render as one string, stopped when it grows past MAX_SIZE or (checked
-    every 64 chunks) the deadline passes."""
+    """The output of a render as one string, counted against the answer's output as it grows,
+    with the deadline checked every 64 chunks. Every 4096 chunks are joined into one, so that
+    neither the final join nor freeing a failed render's output is one long stretch of C code
+    (a million small chunks took 40 ms, holding the GIL)."""
     parts: list[str] = []
-    size = 0
+    pending = 0
     for chunk in chunks:
-        size += len(chunk)
-        if size > MAX_SIZE:
-            raise TemplateLimitError(f"the template's output is longer than {MAX_SIZE} characters")
+        charge_output(len(chunk))
         parts.append(chunk)
-        if len(parts) & 63 == 0:
+        pending += 1
+        if pending & 63 == 0:
             check_deadline()
+            if pending == 4096:
+                parts[-pending:] = ["".join(parts[-pending:])]
+                pending = 0
     return "".join(parts)
 
 
-def _check_size(size: int, what: str) -> None:
-    if size > MAX_SIZE:
-        raise TemplateLimitError(f"{what} would hold {size} items, more than {MAX_SIZE}")
+def is_data(value: Any) -> bool:
+    """Text, numbers, dates, UUIDs, booleans, None, Undefined (no container)."""
+    return isinstance(value, _DATA)
+
+
+def weigh(value: Any, limit: int, *, strict: bool) -> int:
+    """About how many characters `value` shows as, counted only until `limit` is passed (so a
+    list holding the same big string a million times costs nothing to weigh). With `strict`,
+    anything but data and lists, tuples, sets and dicts of data is refused: its text would be
+    a repr, with a memory address; otherwise it counts as nothing (it shows as nothing)."""
+    if isinstance(value, str):  # the usual case, without the walk
+        return len(value) + 2
+    total, stack, seen = 0, [value], 0
+    while stack and total <= limit:
+        item = stack.pop()
+        seen += 1
+        if seen % 1024 == 0:
+            check_deadline()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, int):
+            total += item.bit_length() * 3 // 10 + 2
+        elif is_data(item):
+            total += 40
+        elif isinstance(item, list | tuple | set | frozenset):
+            total += 2 + 2 * len(item)
+            stack.extend(item)
+        elif isinstance(item, dict | Mapping):
+            total += 2 + 4 * len(item)
+            stack.extend(chain(item.keys(), item.values()))
+        elif strict:
+            what = "a function" if callable(item) else f"a {type(item).__name__} object"
+            raise TemplateLimitError(f"{what} cannot be turned into text")
+    return total
+
+
+def _check_weight(value: Any, what: str, limit: int = MAX_SIZE, *, strict: bool = True) -> None:
+    if weigh(value, limit, strict=strict) > limit:
+        raise TemplateLimitError(f"{what} would be longer than {limit} characters")
+
+
+def _check_size(size: int, what: str, limit: int = MAX_SIZE) -> None:
+    if size > limit:
+        raise TemplateLimitError(f"{what} would hold {size} items, more than {limit}")
 
 
 def _check_width(number: str | int) -> None:
@@ -94,6 +203,7 @@ def _check_width(number: str | int) -> None:
 
 def _check_percent(fmt: str, args: Any) -> None:
     """Refuse `'%999999999d' % 1` (and `%*d` with a huge width): padding is allocated first."""
+    _check_weight(args, "a % format's arguments")
     for m in _PERCENT_SPEC.finditer(fmt):
         for number in m.groups():
             if number == "*":
@@ -102,8 +212,9 @@ def _check_percent(fmt: str, args: Any) -> None:
                 _check_width(number)
 
 
-def _check_format(fmt: str, args: Iterable[Any]) -> None:
+def _check_format(fmt: str, args: tuple[Any, ...]) -> None:
     """Refuse `'{:999999999}'.format(1)`; a nested `{:{}}` width comes from the arguments."""
+    _check_weight(args, "a format's arguments")
     try:
         fields = list(string.Formatter().parse(fmt))
     except ValueError:
@@ -121,42 +232,40 @@ def _check_ints(values: Iterable[Any]) -> None:
             raise TemplateLimitError(f"{value} is above {MAX_WIDTH} here")
 
 
-def _check_counts(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    """Refuse a huge value for a parameter that says how much to build (`nb`, `max_chars`...);
-    other big numbers (`random_int(0, 10**12)`, a timestamp) pass."""
-    if not any(_is_int(v) and abs(v) > MAX_WIDTH for v in (*args, *kwargs.values())):
-        return
-    try:
-        bound = inspect.signature(func).bind_partial(*args, **kwargs)
-    except (TypeError, ValueError):
-        return  # the call itself reports wrong arguments; builtins may have no signature
-    for name, value in bound.arguments.items():
-        if name in _COUNT_PARAMS and _is_int(value) and abs(value) > MAX_WIDTH:
-            raise TemplateLimitError(f"{name}={value} is above {MAX_WIDTH}")
-
-
 def _concat(parts: list[Any]) -> str:
     """The `~` operator, with its result bounded (doubling a string in a loop eats memory)."""
-    texts = [str(p) for p in parts]
-    _check_size(sum(len(t) for t in texts), "a `~` concatenation")
-    return "".join(texts)
+    _check_weight(parts, "a `~` concatenation")
+    return "".join(str(p) for p in parts)
 
 
-def _joined_size(items: Iterable[Any], separator: Any) -> int:
-    seq = list(items)
-    return sum(len(str(i)) for i in seq) + len(str(separator)) * max(len(seq) - 1, 0)
+def _check_replace(text: str, old: Any, new: Any, count: Any = -1) -> None:
+    """`s.replace(old, new)` builds len(s) + n * (len(new) - len(old)) characters, where an
+    empty `old` matches len(s) + 1 times."""
+    if not (isinstance(old, str) and isinstance(new, str)):
+        return
+    hits = text.count(old) if old else len(text) + 1
+    if _is_int(count) and count >= 0:
+        hits = min(hits, count)
+    _check_size(len(text) + hits * max(len(new) - len(old), 0), "replace()")
 
 
-def _check_str_method(method: Any, args: tuple[Any, ...]) -> None:
-    """`'x'.center(10**9)`, `s.replace('a', big)`, `big.join(many)`: checked before they run."""
-    text, name = method.__self__, method.__name__
-    if name in _PADDING_METHODS:
-        _check_ints(args[:1])
-    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and args[0]:
-        grow = max(len(str(args[1])) - len(args[0]), 0)
-        _check_size(len(text) + text.count(args[0]) * grow, "str.replace()")
-    elif name == "join" and args and isinstance(args[0], (list, tuple)):
-        _check_size(_joined_size(args[0], text), "str.join()")
+def _guarded_items(iterable: Iterable[Any], what: str) -> Iterator[Any]:
+    """`iterable` item by item, with the deadline checked and at most MAX_ITEMS items."""
+    for i, item in enumerate(iterable):
+        if i % _CHECK_EVERY == 0:
+            check_deadline()
+            if i >= MAX_ITEMS:
+                raise TemplateLimitError(f"{what} goes through more than {MAX_ITEMS} items")
+        yield item
+
+
+def _joinable(separator: Any, items: Iterable[Any]) -> list[Any]:
+    """The items of a join as a list (a generator too), weighed with the separators."""
+    listed = list(_guarded_items(items, "join"))
+    separators = len(str(separator)) * max(len(listed) - 1, 0)
+    _check_size(separators, "the separators of join()")
+    _check_weight(listed, "join()", MAX_SIZE - separators)
+    return listed
 
 
 def _is_int(value: Any) -> bool:
@@ -165,6 +274,10 @@ def _is_int(value: Any) -> bool:
 
 def _sized(value: Any) -> bool:
     return isinstance(value, (str, bytes, list, tuple))
+
+
+def _limit_of(value: Any) -> int:
+    return MAX_SIZE if isinstance(value, (str, bytes)) else MAX_ITEMS
 
 
 class _GuardedRange:
@@ -197,23 +310,35 @@ def _guarded(iterable: Iterable[Any]) -> Iterator[Any]:
         yield item
 
 
-def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a Jinja filter whose integer arguments are widths or counts (center, indent...)."""
+class _Cycler(Cycler):
+    def __repr__(self) -> str:
+        return "cycler"
 
-    def bounded(*args: Any, **kwargs: Any) -> Any:
-        _check_ints((*args[1:], *kwargs.values()))
-        if name == "format" and args and isinstance(args[0], str):
-            _check_percent(args[0], args[1:])
-        elif name == "join" and len(args) >= 2 and isinstance(args[1], (list, tuple)):
-            _check_size(_joined_size(args[1], args[2] if len(args) > 2 else ""), "join")
-        elif name == "replace" and len(args) >= 4 and isinstance(args[2], str) and args[2]:
-            text = str(args[1])
-            grow = max(len(str(args[3])) - len(args[2]), 0)
-            _check_size(len(text) + text.count(args[2]) * grow, "replace")
-        return original(*args, **kwargs)
 
-    bounded.__dict__.update(original.__dict__)  # keep pass_context / pass_environment marks
-    return bounded
+class _Joiner(Joiner):
+    def __repr__(self) -> str:
+        return "joiner"
+
+
+# The globals: plain functions, never a class (a class leads to its methods and bases).
+def _range(*args: int) -> _GuardedRange:
+    return _GuardedRange(*args)
+
+
+def _dict(*args: Any, **kwargs: Any) -> dict[Any, Any]:
+    return dict(*args, **kwargs)
+
+
+def _cycler(*items: Any) -> Cycler:
+    return _Cycler(*items)
+
+
+def _joiner(sep: str = ", ") -> Joiner:
+    return _Joiner(sep)
+
+
+def _namespace(*args: Any, **kwargs: Any) -> Namespace:
+    return Namespace(*args, **kwargs)
 
 
 def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> Any:
@@ -222,12 +347,67 @@ def _bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100
     return generate_lorem_ipsum(n, html, min, max)
 
 
+GLOBALS: Mapping[str, Callable[..., Any]] = {
+    "range": _range,
+    "dict": _dict,
+    "lipsum": _bounded_lipsum,
+    "cycler": _cycler,
+    "joiner": _joiner,
+    "namespace": _namespace,
+}
+
+
+def _bounded_filter(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a Jinja filter: its input weighed (it becomes text) or guarded (it is gone
+    through item by item), its width and count arguments checked."""
+    at = 1 if getattr(original, "jinja_pass_arg", None) is not None else 0
+
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        check_deadline()
+        if len(args) <= at:
+            return original(*args, **kwargs)
+        value, rest = args[at], args[at + 1 :]
+        if name in _ITERATING_FILTERS and not isinstance(value, Undefined):
+            args = (*args[:at], _guarded_items(value, name), *rest)
+        elif name not in _OBJECT_FILTERS:
+            _check_weight(value, f"the input of {name}")
+            if isinstance(value, Mapping):  # dictsort, items, xmlattr, urlencode go through it
+                _check_size(len(value), f"the input of {name}", MAX_ITEMS)
+        if name in _WIDTH_FILTERS:
+            _check_ints((*rest, *kwargs.values()))
+        if name == "format" and isinstance(value, str):
+            _check_percent(value, rest)
+        elif name == "join":
+            separator = rest[0] if rest else kwargs.get("d", "")
+            args = (*args[:at], _joinable(separator, args[at]), *rest)
+        elif name == "replace" and isinstance(value, str) and len(rest) >= 2:
+            _check_replace(value, *rest[:3])
+        elif name == "sum":
+            start = kwargs.get("start", rest[1] if len(rest) > 1 else 0)
+            if not isinstance(start, int | float):  # sum(lists) copies quadratically, in C
+                raise TemplateLimitError("sum adds numbers (start must be a number)")
+        return original(*args, **kwargs)
+
+    bounded.__dict__.update(getattr(original, "__dict__", {}))  # keep pass_context marks
+    return bounded
+
+
 def shown(value: Any) -> Any:
-    """What a template's value shows as: a function or method shows as nothing, since its
-    repr (`<built-in method title of str object at 0x7f...>`) tells memory addresses."""
-    if callable(value) and not isinstance(value, Undefined):  # Undefined is callable, too
-        return None
-    return value
+    """What a template's value shows as: a function or an object that is not data shows as
+    nothing, since its repr (`<built-in method title of str object at 0x7f...>`) tells memory
+    addresses."""
+    if is_data(value) or isinstance(value, list | tuple | set | frozenset | dict):
+        return value
+    return None
+
+
+def _item_first(obj: Any, attribute: str) -> bool:
+    """Whether `obj.attribute` means the item: for a mapping that has the key, data wins over
+    a method name (`body.items` is the body's `items`, not dict.items)."""
+    try:
+        return (type(obj) is dict or isinstance(obj, Mapping)) and attribute in obj
+    except TypeError:
+        return False
 
 
 class BoundedSandbox(SandboxedEnvironment):
@@ -238,12 +418,9 @@ class BoundedSandbox(SandboxedEnvironment):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, finalize=_finalize, **kwargs)
-        self.globals["range"] = _GuardedRange
-        self.globals["lipsum"] = _bounded_lipsum
-        for name in (
-            "center", "indent", "wordwrap", "truncate", "format", "batch", "slice", "join",
-            "replace",
-        ):  # fmt: skip
+        self.globals.clear()
+        self.globals.update(GLOBALS)
+        for name in list(self.filters):
             self.filters[name] = _bounded_filter(name, self.filters[name])
         self.filters[_LOOP_FILTER] = _guarded
         self.filters[_CONCAT_FILTER] = _concat
@@ -270,30 +447,39 @@ class BoundedSandbox(SandboxedEnvironment):
         check_deadline()
         if operator == "*":
             if _sized(left) and _is_int(right):
-                _check_size(len(left) * right, "a repeated sequence")
+                _check_size(len(left) * right, "a repeated sequence", _limit_of(left))
+                if right > 0 and not isinstance(left, (str, bytes)):  # `[big] * n` aliases big
+                    _check_weight(left, "a repeated sequence", MAX_SIZE // right, strict=False)
             elif _sized(right) and _is_int(left):
-                _check_size(len(right) * left, "a repeated sequence")
+                return self.call_binop(context, operator, right, left)
             elif _is_int(left) and _is_int(right):
                 _check_bits(left.bit_length() + right.bit_length())
         elif operator == "**" and _is_int(left) and _is_int(right) and abs(left) > 1:
             if right > 0:
                 _check_bits(right * left.bit_length())
         elif operator == "+" and _sized(left) and _sized(right):
-            _check_size(len(left) + len(right), "a joined sequence")
+            _check_size(len(left) + len(right), "a joined sequence", _limit_of(left))
         elif operator == "%" and isinstance(left, str):
             _check_percent(left, right)
         return super().call_binop(context, operator, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         check_deadline()
-        if isinstance(getattr(__obj, "__self__", None), str) and callable(__obj):
-            _check_str_method(__obj, args)
-        else:
-            _check_counts(__obj, args, kwargs)
+        text = getattr(__obj, "__self__", None)
+        if isinstance(text, str) and callable(__obj):
+            name = __obj.__name__
+            if name == "join" and args:
+                args = (_joinable(text, args[0]), *args[1:])
+            if name in _PADDING_METHODS:
+                _check_ints(args[:1])
+            elif name == "replace" and len(args) >= 2:
+                _check_replace(text, *args[:3])
         return super().call(__context, __obj, *args, **kwargs)
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         check_deadline()
+        if _item_first(obj, attribute):
+            return obj[attribute]
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
@@ -331,5 +517,13 @@ def _guarded_concat(node: nodes.Node) -> nodes.Node:
 
 
 def _finalize(value: Any) -> Any:
-    """Text output: a function shows as nothing (see `shown`)."""
-    return value if shown(value) is value else ""
+    """Text output: a function or object shows as nothing (see `shown`); a list or mapping is
+    weighed against the answer's output before it is turned into text, and must hold data."""
+    if is_data(value):
+        return value
+    if isinstance(value, list | tuple | set | frozenset | dict):
+        budget = _budget.get()
+        limit = MAX_OUTPUT if budget is None else max(budget.output_left, 0)
+        _check_weight(value, "a value shown as text", limit)
+        return value
+    return ""

@@ -11,18 +11,25 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 import jinja2
-from faker import Faker
 from jinja2 import meta, nodes
 from jinja2.parser import Parser
 from jinja2.runtime import Context
 from jinja2.utils import consume
 
+from .fakedata import FakeData, warm
 from .request import NOT_JSON, RequestView
-from .sandbox import BoundedSandbox, bounded_concat, end_budget, shown, start_budget
+from .sandbox import (
+    MAX_OUTPUT,
+    BoundedSandbox,
+    SliceExpired,
+    bounded_concat,
+    charge_output,
+    shown,
+    weigh,
+)
 
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{((?:(?!\}\}|\{\{).)*)\}\}\s*$", re.DOTALL)
 VARIABLES = frozenset({"path", "query", "headers", "body", "request", "fake", "now"})
@@ -38,11 +45,6 @@ class TemplateError(ValueError):
     def within(self, key: str | int) -> TemplateError:
         self.where = (key, *self.where)
         return self
-
-
-@cache
-def _faker(locale: str) -> Faker:
-    return Faker(locale)
 
 
 def request_seed(request: RequestView) -> int:
@@ -70,6 +72,7 @@ class TemplateEngine:
     def __init__(self, faker_locale: str = "en_US") -> None:
         self.env = BoundedSandbox(autoescape=False, keep_trailing_newline=True)
         self.faker_locale = faker_locale
+        warm(faker_locale)
         self._anchor = self.env.from_string("")
 
     def compile(self, value: Any) -> Compiled:
@@ -126,26 +129,23 @@ class TemplateEngine:
         body: list[nodes.Node] = [nodes.Assign(nodes.Name("result", "store"), expr, lineno=1)]
         return self.env.from_string(self.env.guard(nodes.Template(body, lineno=1)))
 
-    def context(
+    def inputs(
         self, needs: frozenset[str], request: RequestView, params: Mapping[str, str]
-    ) -> Context:
-        """One template context per answer, holding only the variables its templates use.
-
-        Creating a Jinja context is most of the cost of rendering a small template, so every
-        template of one answer shares this one.
-        """
-        ctx: dict[str, Any] = dict(self.env.globals)
+    ) -> AnswerInputs:
+        """What one answer's templates see, fixed once (an answer redone in a worker thread
+        sees the same request data, the same time and the same fake data)."""
+        values: dict[str, Any] = {}
         if "path" in needs:
-            ctx["path"] = dict(params)
+            values["path"] = dict(params)
         if "query" in needs:
-            ctx["query"] = {k: v[0] for k, v in request.query_map.items()}
+            values["query"] = {k: v[0] for k, v in request.query_map.items()}
         if "headers" in needs:
-            ctx["headers"] = request.headers
+            values["headers"] = request.headers
         if "body" in needs:
             parsed = request.json
-            ctx["body"] = request.text if parsed is NOT_JSON else parsed
+            values["body"] = request.text if parsed is NOT_JSON else parsed
         if "request" in needs:
-            ctx["request"] = {
+            values["request"] = {
                 "method": request.method,
                 "url": request.url,
                 "scheme": request.scheme,
@@ -154,39 +154,56 @@ class TemplateEngine:
                 "path": request.path,
                 "query": {k: list(v) for k, v in request.query_map.items()},
             }
-        if "fake" in needs:
-            fake = _faker(self.faker_locale)
-            fake.seed_instance(request_seed(request))
-            ctx["fake"] = fake
         if "now" in needs:
-            ctx["now"] = datetime.now(UTC)
+            values["now"] = datetime.now(UTC)
+        seed = request_seed(request) if "fake" in needs else None
+        return AnswerInputs(values, seed)
+
+    def new_context(self, inputs: AnswerInputs) -> Context:
+        """A fresh template context for one render of an answer; every template of the answer
+        shares it (creating a Jinja context is most of the cost of a small template). `fake`
+        is bound to this thread's Faker, seeded from the request."""
+        ctx: dict[str, Any] = dict(self.env.globals)
+        ctx.update(inputs.values)
+        if inputs.seed is not None:
+            ctx["fake"] = FakeData(self.faker_locale, inputs.seed)
         return self._anchor.new_context(ctx, shared=True)
+
+    def context(
+        self, needs: frozenset[str], request: RequestView, params: Mapping[str, str]
+    ) -> Context:
+        return self.new_context(self.inputs(needs, request, params))
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerInputs:
+    values: Mapping[str, Any]  # path, query, headers, body, request, now: what the answer uses
+    seed: int | None  # Faker's seed when the answer uses `fake`
 
 
 def _typed(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> Any:
-        budget = start_budget()
         try:
             consume(template.root_render_func(ctx))  # `{% set result = ... %}`: no output
-            value = ctx.vars.pop("result", None)
+            value = shown(ctx.vars.pop("result", None))
+            charge_output(weigh(value, MAX_OUTPUT, strict=False))
+        except SliceExpired:
+            raise
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
-        finally:
-            end_budget(budget)
-        return None if isinstance(value, jinja2.Undefined) else shown(value)
+        return None if isinstance(value, jinja2.Undefined) else value
 
     return render
 
 
 def _text(template: jinja2.Template) -> Renderer:
     def render(ctx: Context) -> str:
-        budget = start_budget()
         try:
             return bounded_concat(template.root_render_func(ctx))
+        except SliceExpired:
+            raise
         except Exception as e:  # a template may raise anything; it must never escape
             raise TemplateError(f"{type(e).__name__}: {e}") from e
-        finally:
-            end_budget(budget)
 
     return render
 

@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .mockwriter import ImportResult, literal
+from .mockwriter import ImportResult, body_file_name, literal_response
 from .yamlsrc import DocPath, SourcedDocument, YamlSyntaxError, load_sourced
 
 _FAULTS = {"CONNECTION_RESET_BY_PEER": "connection_reset", "EMPTY_RESPONSE": "empty_reply"}
@@ -242,12 +242,12 @@ class _Mapping:
                 value = ", ".join(str(v) for v in value)
             headers[str(name)] = str(value)
         if headers:
-            out["headers"] = literal(headers)
+            out["headers"] = headers
         if "jsonBody" in resp:
             body = resp["jsonBody"]
-            out["body"] = literal(body if isinstance(body, (dict, list)) else json.dumps(body))
+            out["body"] = body if isinstance(body, (dict, list)) else json.dumps(body)
         elif "body" in resp:
-            out["body"] = literal(str(resp["body"]))
+            out["body"] = str(resp["body"])
         elif "base64Body" in resp:
             try:
                 data = base64.b64decode(str(resp["base64Body"]), validate=True)
@@ -281,7 +281,7 @@ class _Mapping:
                 raise Unmappable(("response", key), "proxying stubs are not supported")
             if key not in known:
                 self.note(("response", key), f"{key!r} is not supported; left out")
-        return out
+        return literal_response(out)
 
     def _body_file(self, stem: str, name: str) -> str:
         source = (self.files_dir / name).resolve()
@@ -296,7 +296,7 @@ class _Mapping:
         return self._file(stem, PurePosixPath(name).as_posix(), data)
 
     def _file(self, stem: str, name: str, data: bytes) -> str:
-        target = f"{stem}.files/{name}"
+        target = body_file_name(f"{stem}.files", name)
         self.files[target] = data
         return target
 

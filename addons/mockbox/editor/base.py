@@ -56,7 +56,8 @@ class EditorHandler(ApiHandler):
 
     @property
     def store(self) -> MockStore:
-        return MockStore(self.library.root, self.library.engine)
+        library = self.library
+        return MockStore(library.root, library.engine, library.limits)
 
     async def commit(self, write: Callable[[MockStore], Write]) -> Write:
         """Make `write` (a MockStore write) and serve it at once, instead of at the next reload

@@ -178,3 +178,36 @@ def test_a_provider_error_quoting_a_key_reaches_no_one(
     for where, text in [("answer", r.text), ("traffic", shown), ("metrics", box.metrics())]:
         assert [s for s in secrets if s in text] == [], where
     assert [s for s in secrets if s in box.log()] == []
+
+
+def test_answers_too_large_to_keep_leave_no_secret_in_the_log_or_the_recording(
+    mockbox: MockBoxFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    """The cache and the recorder log the URL of an answer over their cap, and the recording
+    lists it in its header comment: no secret query value in the log, no token the session
+    knows in the listed path."""
+    big = b"x" * 4096
+    headers = {"Content-Type": "application/octet-stream", "Cache-Control": "max-age=60"}
+    export, file = f"/export?api_key={API_KEY}", f"/files/{ACCESS_TOKEN}"
+    upstream.routes[export] = upstream.routes[file] = (200, headers, big)
+    upstream.routes["/me"] = (200, {"Content-Type": "application/json"}, b'{"id": 1}')
+    config = tmp_path / "config.yaml"
+    caps = {"record": {"max_body_bytes": 1024}, "cache": {"max_body_bytes": 1024}}
+    config.write_text(yaml.safe_dump(caps))
+
+    cache = mockbox(tmp_path / "cached", "--unmatched", "upstream", "--config", str(config))
+    assert cache.get(upstream.url + export).content == big
+    cache.stop()
+    assert "not caching" in cache.log() and _leaks(cache.log()) == []
+
+    mocks = tmp_path / "mocks"
+    recorder = mockbox(mocks, "--session", "caps", "--config", str(config), command="record")
+    with recorder.client() as s:
+        s.headers["Authorization"] = f"Bearer {ACCESS_TOKEN}"  # first seen with `file` itself
+        for path in (export, file, "/me"):
+            assert s.get(upstream.url + path, timeout=10).status_code == 200
+    recorder.stop()
+    assert "not recording" in recorder.log() and _leaks(recorder.log()) == []
+    (written,) = (mocks / "recorded" / "caps").glob("*.yaml")
+    text = written.read_text()
+    assert "#   GET /files/REDACTED (4096 bytes)" in text and _leaks(text) == []

@@ -383,8 +383,9 @@ class ResponseCache:
         if over is not None:
             st.may_store = False
             self.metrics.too_large.inc()
+            url = redact_url(flow.request.pretty_url)
             logger.info(
-                f"mockbox: not caching {flow.request.pretty_url}: its body is {over.size} bytes, "
+                f"mockbox: not caching {url}: its body is {over.size} bytes, "
                 f"over cache.max_body_bytes ({over.limit}); streamed to the client"
             )
         try:

@@ -24,6 +24,7 @@ from .core.config import ConfigError
 from .core.decoding import decode_bounded
 from .core.mockfile import MOCK_FILE_SUFFIXES
 from .core.recording import Exchange, Redacted, Rules, Session, recordable, redact_exchange
+from .core.redaction import redact_url
 from .flows import RECORDING, SOURCE, request_view
 from .settings import OptionalStr, Settings
 
@@ -199,13 +200,11 @@ class Recorder:
                 raise TooLarge(f"{over.size} bytes")
             body = answer_body(response, limit)
         except TooLarge as e:
-            logger.info(
-                f"mockbox: not recording {flow.request.pretty_url}: its body is {e.size}, "
-                f"over record.max_body_bytes ({limit})"
-            )
             skipped = exchange_from_flow(flow, b"")
             if skipped is not None:  # on the worker too: the session is not thread-safe
-                self._worker.submit(session.skip, skipped, e.size).add_done_callback(_log_failure)
+                url = flow.request.pretty_url
+                job = self._worker.submit(self._skip, session, skipped, e.size, url)
+                job.add_done_callback(_log_failure)
             return
         exchange = exchange_from_flow(flow, body)
         if exchange is not None:  # one worker, first in first out: the calls keep their order
@@ -228,6 +227,16 @@ class Recorder:
                 logger.warning(f"mockbox: the recorder's helper process failed ({e!r})")
                 self._helper = None
         return session.add(exchange, redacted)
+
+    def _skip(self, session: Session, exchange: Exchange, size: str, url: str) -> None:
+        """On the worker thread: note an answer over the cap, and say so without a secret (a
+        query's, or one the session knows in the path)."""
+        session.skip(exchange, size)
+        shown = session.scrub(redact_url(url, session.rules.policy))
+        logger.info(
+            f"mockbox: not recording {shown}: its body is {size}, "
+            f"over record.max_body_bytes ({session.rules.max_body_bytes})"
+        )
 
     async def _flush_loop(self) -> None:
         pause = FLUSH_SECONDS

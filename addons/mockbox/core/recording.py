@@ -219,9 +219,7 @@ class Session:
         else:
             self._secrets.add(redacted.found)
         if len(self._secrets) != before:
-            for known in self._hosts.values():  # written items may hold the new secret
-                known.items.clear()
-                known.dirty = True
+            self._rewrite_all()
         stem = _host_stem(ex)
         host = self._hosts.setdefault(stem, _Host())
         host.seen += 1
@@ -241,15 +239,31 @@ class Session:
 
     def skip(self, ex: Exchange, size: str) -> None:
         """Note an answer that was not recorded because its body (`size`, in words) is over
-        the cap: its host's file names it in its header comment."""
+        the cap: its host's file names it in its header comment. The secrets its request
+        carries are the session's too (the token in its headers may be in its path)."""
         if not recordable(ex):
             return
+        redactor = Redactor(self.rules.policy)
+        redactor.headers(ex.request_headers)
+        redactor.query(ex.query)
+        if self._secrets.add(redactor.found.values):
+            self._rewrite_all()
         host = self._hosts.setdefault(_host_stem(ex), _Host())
         host.skipped_total += 1
         if len(host.skipped) < _SKIPPED_LISTED:
             path = literal_path(ex.path)[:200]
             host.skipped.append(f"{ex.method.upper()[:16]} {path} ({size})")
         host.dirty = True
+
+    def scrub(self, text: str) -> str:
+        """`text` without any secret the session knows, for a log line."""
+        return self._secrets.scrub(text)
+
+    def _rewrite_all(self) -> None:
+        """After a secret is learned: written items and files may hold it."""
+        for host in self._hosts.values():
+            host.items.clear()
+            host.dirty = True
 
     def counts(self) -> dict[str, int]:
         """Requests seen so far, by host."""
@@ -346,7 +360,7 @@ class Session:
         if host.skipped_total:
             header += (
                 f"\nNot recorded: answers over record.max_body_bytes ({self.rules.max_body_bytes})"
-                + "".join(f"\n  {line}" for line in host.skipped)
+                + "".join(f"\n  {self._secrets.scrub(line)}" for line in host.skipped)
             )
             if host.skipped_total > len(host.skipped):
                 header += f"\n  ... and {host.skipped_total - len(host.skipped)} more"

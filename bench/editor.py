@@ -56,11 +56,12 @@ def record_cost(n: int = 20000) -> None:
     """Microseconds the Traffic addon's response hook spends on one flow with a 4 KB answer."""
     from mitmproxy.test import tflow
 
+    from mockbox.core.redaction import Policy
     from mockbox.core.traffic import TrafficLog
     from mockbox.traffic import Traffic
 
     addon = Traffic.__new__(Traffic)
-    addon.log, addon.max_body = TrafficLog(200), 65536
+    addon.log, addon.max_body = TrafficLog(200, Policy.default()), 65536
     flow = tflow.tflow(resp=True)
     assert flow.response is not None
     flow.response.content = b"x" * 4000

@@ -511,7 +511,7 @@ class Canary:
 class LLMServer:
     """Answers POST /v1/chat/completions (OpenAI) and POST /v1/messages (Anthropic) for the
     real SDKs. Each call takes the next scripted step (the last one repeats):
-    {"answer": obj} | {"raw": text} | {"status": 500} | {"delay": seconds, ...}
+    {"answer": obj} | {"raw": text} | {"status": 500[, "message": text]} | {"delay": seconds, ...}
     | {"http_body": bytes} (a 200 whose body is not the API's JSON)
     | {"truncate": True} (announces a body, sends half of it and closes)
     | {"huge": n, "gzip": bool, "chunked": bool} (a chat completion whose content is n bytes,
@@ -574,7 +574,8 @@ def _llm_handler(ref: list[LLMServer]) -> type[BaseHTTPRequestHandler]:
             if step.get("delay"):
                 time.sleep(step["delay"])
             if step.get("status"):
-                self._send(step["status"], {"error": {"type": "server_error", "message": "boom"}})
+                message = step.get("message", "boom")
+                self._send(step["status"], {"error": {"type": "server_error", "message": message}})
                 return
             if "huge" in step:
                 self._send_huge(

@@ -99,7 +99,7 @@ def test_openai_answer_grounded_in_the_hosts_mocks(
     names = [e["name"] for e in prompt["examples_from_the_same_api"]]
     assert names[0] == "get user"  # the nearest sibling route first
     assert "other host" not in names  # another API's shapes are not examples
-    assert prompt["request"]["headers"]["authorization"] == "[present, not shown]"
+    assert prompt["request"]["headers"]["authorization"] == "Bearer REDACTED"
     assert "user-token" not in json.dumps(sent)
 
 

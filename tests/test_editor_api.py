@@ -285,7 +285,7 @@ def test_traffic_and_save_as_mock(mockbox: MockBoxFactory, tmp_path: Path) -> No
 
     first = admin("GET", f"/api/traffic/{listed[2]['id']}").json()
     headers = dict(first["request"]["headers"])
-    assert headers["Authorization"] == "[hidden]" and "user-secret" not in json.dumps(first)
+    assert headers["Authorization"] == "Bearer REDACTED" and "user-secret" not in json.dumps(first)
     assert json.loads(first["response"]["body"]) == [{"id": 1, "name": "foo", "email": "a@b.co"}]
 
     draft = admin("GET", f"/api/traffic/{listed[0]['id']}/draft").json()

@@ -24,6 +24,7 @@ from mockbox.core.mockwriter import dump_mocks, literal_mock, mock_from_answer
 from mockbox.core.model import Mock
 from mockbox.core.openapi_import import import_openapi
 from mockbox.core.recording import Exchange, Rules, Session
+from mockbox.core.redaction import Policy
 from mockbox.core.render import Rendered, render
 from mockbox.core.request import RequestView
 from mockbox.core.templating import TemplateEngine
@@ -34,7 +35,8 @@ from mockbox.core.wiremock_import import import_wiremock
 from .fuzzing import json_values, time_bound
 
 ENGINE = TemplateEngine()
-RULES = Rules.from_config(load_config().get("record"))
+CONFIG = load_config()
+RULES = Rules.from_config(CONFIG.get("record"), CONFIG.get("redact"))
 
 # Each one, run as a template, would show it: a computed value, a loop, a dropped comment, an
 # escape cut short, a reach for Python internals.
@@ -151,7 +153,7 @@ def test_save_as_mock_from_traffic_keeps_the_answer_as_data(header: str, body: s
         1, 0.0, "GET", ("https", "api.test", 443, "/t"), 200, "upstream", None, 1.0,
         Message((), b"", 0), answer,
     )  # fmt: skip
-    mock = seen.draft()
+    mock = seen.draft(Policy.default())
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "saved.yaml"
         path.write_text(dump_mocks([mock]))

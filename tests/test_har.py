@@ -124,3 +124,61 @@ def test_har_that_is_not_a_har(tmp_path: Path) -> None:
     )
     done = _mockbox_cli("import", "har", str(entry_without_response), "--out", str(tmp_path / "p"))
     assert done.returncode == 1 and "log.entries[0]: no response (status 0); skipped" in done.stderr
+
+
+LEGACY_SESSION = """\
+mocks:
+  - name: token
+    request:
+      method: POST
+      host: api.legacy.test
+      path: /oauth/token
+      query: {client_id: web, api_key: ak-Legacy-Query-Key-01}
+      body: {json: {username: ann, password: pw-Legacy-Password-02}}
+    response:
+      headers:
+        Content-Type: application/json
+        Set-Cookie: "sid=ck-Legacy-Cookie-03; HttpOnly"
+        X-GitHub-Token: ghp_LegacyGithubToken04abcdef
+        X-Trace: t-1
+      body:
+        access_token: at-Legacy-Access-05
+        token_type: Bearer
+        user: {name: Ann, client_secret: cs-Legacy-Secret-06}
+"""
+LEGACY_SECRETS = [
+    "ak-Legacy-Query-Key-01",
+    "pw-Legacy-Password-02",
+    "ck-Legacy-Cookie-03",
+    "ghp_LegacyGithubToken04abcdef",
+    "at-Legacy-Access-05",
+    "cs-Legacy-Secret-06",
+]
+
+
+def test_export_redacts_a_session_written_before_the_rules(tmp_path: Path) -> None:
+    """A session recorded by an older MockBox, or edited by hand, still holds secrets: the
+    HAR written from it must not, and everything else is exported as it is."""
+    mocks = tmp_path / "mocks"
+    (mocks / "recorded" / "legacy").mkdir(parents=True)
+    (mocks / "recorded" / "legacy" / "api.yaml").write_text(LEGACY_SESSION)
+    target = tmp_path / "legacy.har"
+    out = _mockbox_cli(
+        "export", "har", "--session", "legacy", "--mocks", str(mocks), "--out", str(target)
+    )
+    assert out.returncode == 0, out.stderr
+    text = target.read_text()
+    assert all(s in LEGACY_SESSION for s in LEGACY_SECRETS)
+    assert [s for s in LEGACY_SECRETS if s in text] == []
+    (entry,) = json.loads(text)["log"]["entries"]
+    request, response = entry["request"], entry["response"]
+    assert request["url"] == "https://api.legacy.test/oauth/token?client_id=web&api_key=REDACTED"
+    assert json.loads(request["postData"]["text"]) == {"username": "ann", "password": "REDACTED"}
+    headers = {h["name"]: h["value"] for h in response["headers"]}
+    assert headers["Set-Cookie"] == "sid=REDACTED; HttpOnly"
+    assert headers["X-GitHub-Token"] == "REDACTED" and headers["X-Trace"] == "t-1"
+    assert json.loads(response["content"]["text"]) == {
+        "access_token": "REDACTED",
+        "token_type": "Bearer",
+        "user": {"name": "Ann", "client_secret": "REDACTED"},
+    }

@@ -374,7 +374,7 @@ def test_redis_outage_policies_and_recovery(boxes: Boxes, own_redis: RedisServer
     ("args", "env", "message"),
     [
         ((), {"MOCKBOX_RATE_LIMIT_PUBLIC": "lots"}, "rate_limit.public.limit: 'lots' is not"),
-        (("--redis", "http://user:pw@cache"), {}, "redis_url 'http://user:***@cache': expected"),
+        (("--redis", "http://user:pw@cache"), {}, "redis_url 'http://user:REDACTED@cache'"),
     ],
 )
 def test_bad_settings_stop_with_a_clear_message(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import requests
 import yaml
 
-from .conftest import MockBox, MockBoxFactory, Upstream, wait_until
+from .conftest import Canary, MockBox, MockBoxFactory, Upstream, wait_until
 
 SECRETS = {
     "Authorization": "Bearer sk-live-TOKEN-0001",
@@ -212,6 +213,125 @@ def test_record_and_replay_in_reverse_mode(
     replay = mockbox(mocks, "--session", "rev", "--mode", mode, command="replay")
     again = requests.get(f"http://127.0.0.1:{replay.port}/v1/things?x=1", timeout=10)
     assert again.headers["X-MockBox-Source"] == "mock" and again.json() == direct.json()
+
+
+def test_recording_a_login_writes_no_secret_and_replays_any_password(
+    mockbox: MockBoxFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A login answers tokens; later calls carry them in headers the old list did not know,
+    JSON and form bodies carry passwords and client secrets. Nothing of it reaches disk, and
+    no matcher is written from a redacted value: replay takes any password."""
+    secrets = {
+        "password": "pw-Login-Password-01",
+        "client_secret": "cs-Client-Secret-02",
+        "access_token": "at-Access-Token-03",
+        "refresh_token": "rt-Refresh-Token-04",
+        "id_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "cookie": "ck-Session-Cookie-05",
+        "github": "ghp_GithubToken06abcdefghijkl",
+        "private": "pt-Private-Token-07",
+        "user_key": "uk-User-Api-Key-08",
+        "webhook": "wh-Webhook-Secret-09",
+        "session_id": "sid-Session-Id-10",
+    }
+    token_answer = {
+        "access_token": secrets["access_token"],
+        "refresh_token": secrets["refresh_token"],
+        "id_token": secrets["id_token"],
+        "token_type": "Bearer",
+        "expires_in": 3600,
+    }
+    upstream.routes["/oauth/token"] = (
+        200,
+        {
+            "Content-Type": "application/json",
+            "Set-Cookie": f"session={secrets['cookie']}; Path=/; HttpOnly",
+        },
+        json.dumps(token_answer).encode(),
+    )
+    me = {"id": 1, "name": "Ann", "api_key": secrets["user_key"]}
+    me["settings"] = {"webhook_secret": secrets["webhook"], "theme": "dark"}
+    upstream.routes["/me"] = (200, {"Content-Type": "application/json"}, json.dumps(me).encode())
+    mocks = tmp_path / "mocks"
+    recorder = mockbox(mocks, "--session", "login", command="record")
+    with recorder.client() as s:
+        form = {"grant_type": "password", "username": "ann", "password": secrets["password"]}
+        form["client_secret"] = secrets["client_secret"]
+        assert s.post(f"{upstream.url}/oauth/token", data=form, timeout=10).json() == token_answer
+        login = {"user": "ann", "password": secrets["password"], "remember": True}
+        login["session_id"] = secrets["session_id"]
+        s.post(f"{upstream.url}/api/login", json=login, timeout=10)  # echoed back
+        s.headers["Authorization"] = f"Bearer {secrets['access_token']}"
+        s.headers["X-GitHub-Token"] = secrets["github"]
+        s.headers["Private-Token"] = secrets["private"]
+        assert s.get(f"{upstream.url}/me", timeout=10).json() == me
+    recorder.stop()
+
+    folder = mocks / "recorded" / "login"
+    written = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert [k for k, v in secrets.items() if v.encode() in written] == []
+    doc = yaml.safe_load(next(folder.glob("*.yaml")).read_text())
+    by_name = {m["name"]: m for m in doc["mocks"]}
+    token = by_name["POST /oauth/token"]
+    assert "body" not in token["request"]  # a form with secrets is not matched
+    assert token["response"]["body"] == {
+        "access_token": "REDACTED",
+        "refresh_token": "REDACTED",
+        "id_token": "REDACTED",
+        "token_type": "Bearer",
+        "expires_in": 3600,
+    }
+    assert token["response"]["headers"]["Set-Cookie"] == "session=REDACTED; Path=/; HttpOnly"
+    logged_in = by_name["POST /api/login"]
+    assert logged_in["request"]["body"] == {"json_includes": {"user": "ann", "remember": True}}
+    assert by_name["GET /me"]["response"]["body"] == {
+        "id": 1,
+        "name": "Ann",
+        "api_key": "REDACTED",
+        "settings": {"webhook_secret": "REDACTED", "theme": "dark"},
+    }
+
+    upstream.server.shutdown()
+    upstream.server.server_close()
+    replay = mockbox(mocks, "--session", "login", command="replay")
+    other = {"grant_type": "password", "username": "bob", "password": "another one"}
+    again = replay.request("POST", f"{upstream.url}/oauth/token", data=other)
+    assert again.headers["X-MockBox-Source"] == "mock"
+    assert again.json()["access_token"] == "REDACTED"
+    relogin = {"user": "ann", "password": "changed", "remember": True, "session_id": "x"}
+    echoed = replay.request("POST", f"{upstream.url}/api/login", json=relogin)
+    assert echoed.headers["X-MockBox-Source"] == "mock"
+    assert json.loads(echoed.json()["echo"]["body"])["password"] == "REDACTED"
+    assert (
+        replay.request("POST", f"{upstream.url}/api/login", json={"user": "bob"}).status_code == 404
+    )
+
+
+def test_redacting_a_large_recorded_answer_keeps_other_clients_served(
+    mockbox: MockBoxFactory, upstream: Upstream, tmp_path: Path
+) -> None:
+    """A 4 MB JSON answer with thousands of secret fields is walked off the event loop: a
+    canary client recorded meanwhile never waits."""
+    users = [
+        {"id": i, "name": f"user {i}", "api_key": f"uk-{i:012d}", "tags": ["a", "b"]}
+        for i in range(50_000)
+    ]
+    big = json.dumps(users).encode()
+    assert len(big) > 4_000_000
+    upstream.routes["/users"] = (200, {"Content-Type": "application/json"}, big)
+    upstream.routes["/ping"] = (200, {"Content-Type": "application/json"}, b'{"ok": true}')
+    mocks = tmp_path / "mocks"
+    recorder = mockbox(mocks, "--session", "big", command="record")
+    with Canary(recorder, f"{upstream.url}/ping") as canary:
+        with recorder.client() as s:
+            for _ in range(3):
+                assert len(s.get(f"{upstream.url}/users", timeout=60).content) == len(big)
+        time.sleep(1)  # and a flush of the 4 MB body file meanwhile
+    canary.assert_never_waited()
+    recorder.stop()
+    written = b"".join(p.read_bytes() for p in (mocks / "recorded" / "big").rglob("*.json"))
+    assert b"uk-000000012345" not in written and written.count(b"REDACTED") == 50_000
+    print(f"canary worst wait {canary.worst * 1000:.0f} ms over {len(canary.waits)} requests")
 
 
 HOSTILE_HEADERS = {

@@ -16,7 +16,8 @@ from mockbox.core.templating import TemplateEngine
 
 
 def _rules(**kw: object) -> Rules:
-    rules = Rules.from_config(load_config().get("record"))
+    config = load_config()
+    rules = Rules.from_config(config.get("record"), config.get("redact"))
     return Rules(**{**{f: getattr(rules, f) for f in rules.__slots__}, **kw})  # type: ignore[arg-type]
 
 

@@ -49,6 +49,7 @@ from .core.cachepolicy import (
 )
 from .core.library import ReloadReport
 from .core.model import HostPattern
+from .core.redaction import redact_url
 from .core.request import Headers
 from .flows import BACKGROUND, RECORDING, SOURCE, make_headers, request_view
 from .metrics import Metrics
@@ -334,7 +335,7 @@ class ResponseCache:
             if refresh.killable:
                 refresh.kill()
         except Exception:  # a failed refresh must never take the proxy down
-            logger.exception(f"mockbox: refreshing {request.pretty_url} failed")
+            logger.exception(f"mockbox: refreshing {redact_url(request.pretty_url)} failed")
         response = refresh.response
         ok = (
             response is not None
@@ -382,8 +383,9 @@ class ResponseCache:
         if over is not None:
             st.may_store = False
             self.metrics.too_large.inc()
+            url = redact_url(flow.request.pretty_url)
             logger.info(
-                f"mockbox: not caching {flow.request.pretty_url}: its body is {over.size} bytes, "
+                f"mockbox: not caching {url}: its body is {over.size} bytes, "
                 f"over cache.max_body_bytes ({over.limit}); streamed to the client"
             )
         try:
@@ -436,7 +438,7 @@ class ResponseCache:
         view = request_view(flow)
         plan = self._plan(flow, st, response, len(body))
         if isinstance(plan, str):
-            logger.debug(f"mockbox: not caching {request.pretty_url}: {plan}")
+            logger.debug(f"mockbox: not caching {redact_url(request.pretty_url)}: {plan}")
             return
         headers = plan.headers
         cdn_ttl = st.rule.cdn_ttl if st.rule else None

@@ -257,7 +257,7 @@ def _cmd_import_har(args: argparse.Namespace) -> int:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
     out = args.out or Path(config.get("mocks")) / "recorded" / args.file.stem
-    rules = Rules.from_config(config.get("record"), args.generalize)
+    rules = Rules.from_config(config.get("record"), config.get("redact"), args.generalize)
     report = import_har(args.file, out, rules, _Progress(f"importing {args.file}"))
     if not report.entries and report.problems:
         return _summary(report.problems, "nothing imported") + 1
@@ -301,11 +301,13 @@ def _import_to_file(
 
 
 def _cmd_export_har(args: argparse.Namespace) -> int:
+    from .core.redaction import Policy
     from .har import export_har
     from .recorder import session_folder
 
     try:
         folder = session_folder(_mocks_root(args), args.session)
+        policy = Policy.from_config(load_config(args.config, os.environ).get("redact"))
     except ConfigError as e:
         print(f"mockbox: {e}", file=sys.stderr)
         return 2
@@ -314,7 +316,7 @@ def _cmd_export_har(args: argparse.Namespace) -> int:
         return 2
     target = args.out or Path(f"{args.session}.har")
     try:
-        count = export_har(folder, target)
+        count = export_har(folder, target, policy)
     except ValueError as e:
         print(f"mockbox: session {args.session!r} has broken mock files: {e}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """HAR in and out, on mitmproxy's own HAR code: `mitmproxy.io.har.request_to_flow` reads entries
 (Chromium, Firefox, Safari, Charles... header shapes, base64 and encoded bodies) and
 `SaveHar.make_har` writes them. Imports go through the recording core, so a HAR gets the same
-redaction, dedupe, sequence and generalize rules as a live recording."""
+redaction, dedupe, sequence and generalize rules as a live recording; exports are redacted with
+the same policy (a session recorded before a rule existed, a hand-written mock)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .core.mockwriter import write_atomic
 from .core.model import ANY_METHOD, Mock
 from .core.pathtemplate import Param
 from .core.recording import Rules, Session
+from .core.redaction import Policy, Redactor
 from .core.render import render
 from .core.request import Headers, RequestView
 from .core.templating import TemplateEngine, TemplateError
@@ -107,21 +109,21 @@ def import_har(path: Path, out: Path, rules: Rules, progress: Progress | None = 
     return report
 
 
-def export_har(folder: Path, target: Path) -> int:
-    """Write every answer of the session in `folder` (each step of a sequence) as HAR entries;
-    returns how many."""
+def export_har(folder: Path, target: Path, policy: Policy) -> int:
+    """Write every answer of the session in `folder` (each step of a sequence) as HAR entries,
+    secrets redacted; returns how many."""
     library = MockLibrary(folder, TemplateEngine())
     report = library.refresh()
     if report.problems:
         raise ValueError("; ".join(str(p) for p in report.problems))
-    flows = list(_flows(library))
+    flows = list(_flows(library, policy))
     har = SaveHar().make_har(flows)
     har["log"]["creator"]["name"] = "MockBox"
     write_atomic(target, json.dumps(har, indent=2, ensure_ascii=False))
     return len(flows)
 
 
-def _flows(library: MockLibrary) -> Iterator[http.HTTPFlow]:
+def _flows(library: MockLibrary, policy: Policy) -> Iterator[http.HTTPFlow]:
     engine = library.engine
     for mock in library.index.mocks:
         view, params = _example_request(mock)
@@ -137,11 +139,23 @@ def _flows(library: MockLibrary) -> Iterator[http.HTTPFlow]:
                 ),
                 connection.Server(address=None),
             )
+            redactor = Redactor(policy)
+            request_headers = redactor.headers(view.headers.fields())
+            request_body = redactor.body(view.body, view.headers.get("content-type", ""))
+            url = redactor.url(view.url)
+            response_headers = redactor.headers(rendered.headers)
+            content_type = next((v for k, v in rendered.headers if k.lower() == "content-type"), "")
+            response_body = redactor.body(rendered.body, content_type)
             flow.request = http.Request.make(
-                view.method, view.url, view.body, _raw_headers(view.headers.fields())
+                view.method,
+                redactor.scrub(url),
+                redactor.found.scrub_bytes(request_body),
+                _raw_headers(request_headers, redactor),
             )
             flow.response = http.Response.make(
-                rendered.status, rendered.body, _raw_headers(rendered.headers)
+                rendered.status,
+                redactor.found.scrub_bytes(response_body),
+                _raw_headers(response_headers, redactor),
             )
             flow.request.timestamp_end = flow.response.timestamp_start = now
             flow.response.timestamp_end = now
@@ -176,8 +190,10 @@ def _example_request(mock: Mock) -> tuple[RequestView, dict[str, str]]:
     return view, params
 
 
-def _raw_headers(fields: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode(), v.encode("utf-8", "replace")) for k, v in fields]
+def _raw_headers(
+    fields: Iterable[tuple[str, str]], redactor: Redactor
+) -> list[tuple[bytes, bytes]]:
+    return [(k.encode(), redactor.scrub(v).encode("utf-8", "replace")) for k, v in fields]
 
 
 def _example_body(spec: Any) -> tuple[bytes, list[tuple[str, str]]]:

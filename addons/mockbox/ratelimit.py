@@ -18,6 +18,7 @@ from mitmproxy.addonmanager import Loader
 
 from .core.quota import Quota
 from .core.ratelimit import TIERS, RateLimitConfigError, RateLimitPolicy, describe
+from .core.redaction import redact_url
 from .core.request import Headers
 from .flows import BACKGROUND, RECORDING, answer_json, request_view
 from .limiter import RETRY_INTERVAL, Limiter, RateLimitMetrics, StorageUnavailable
@@ -25,7 +26,7 @@ from .metrics import Metrics
 from .mocks import MockServer
 from .settings import OptionalStr, Settings
 from .violations import Violation, ViolationLog
-from .windows import MemoryWindows, RedisWindows, redact
+from .windows import MemoryWindows, RedisWindows
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class RateLimiter:
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         old = self.limiter
-        where = redact(url) if url else "memory"
+        where = redact_url(url) if url else "memory"
         self.limiter = Limiter(windows, policy.on_redis_error, self.metrics, where)
         redis = windows.client if isinstance(windows, RedisWindows) else None
         self.violations = ViolationLog(policy.violations_kept, redis)

@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import time
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from mitmproxy import command, ctx, exceptions, http
 from mitmproxy.addonmanager import Loader
 
 from . import bodycap
+from .core.config import ConfigError
 from .core.decoding import decode_bounded
 from .core.mockfile import MOCK_FILE_SUFFIXES
-from .core.recording import Exchange, Rules, Session
+from .core.recording import Exchange, Redacted, Rules, Session, recordable, redact_exchange
+from .core.redaction import redact_url
 from .flows import RECORDING, SOURCE, request_view
 from .settings import OptionalStr, Settings
 
@@ -28,6 +34,10 @@ FLUSH_SECONDS = 0.5
 # Writing a large recording takes a while; waiting this many times as long before the next
 # write keeps the writer's share of the proxy's time small.
 FLUSH_BACKOFF = 10
+# Exchanges with more body than this are redacted in a helper process: walking megabytes of
+# JSON is seconds of Python, and a thread of this process would take the interpreter lock
+# from the event loop every client shares.
+OFFLOAD_BYTES = 256 * 1024
 
 
 def session_folder(mocks_root: Path, name: str) -> Path:
@@ -92,6 +102,10 @@ class Recorder:
         self.session: Session | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._reported: dict[str, int] = {}
+        # The session's work (redacting, writing files) runs on this one thread, in order:
+        # not on the event loop; large bodies are redacted in a helper process.
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="mockbox-recorder")
+        self._helper: ProcessPoolExecutor | None = None
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -128,18 +142,22 @@ class Recorder:
             raise exceptions.OptionsError(
                 f"session {name!r} already exists in {folder}; choose another name or delete it"
             )
-        rules = Rules.from_config(
-            self.settings.config.get("record"), ctx.options.mockbox_record_generalize
-        )
+        config = self.settings.config
+        try:
+            rules = Rules.from_config(
+                config.get("record"), config.get("redact"), ctx.options.mockbox_record_generalize
+            )
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
         self.session = Session(folder, rules, name)
         self._reported = {}
         logger.info(f"mockbox: recording session {name!r} into {folder}")
 
     def _stop(self) -> None:
         session, self.session = self.session, None
-        if session is not None:
-            session.flush(everything=True)
-            self._report(session, final=True)
+        if session is not None:  # after every exchange already handed to the worker
+            self._worker.submit(session.flush, True).result()
+            self._report(session.title, session.counts(), final=True)
 
     @command.command("mockbox.record")
     def record(self, session: str) -> None:
@@ -182,17 +200,43 @@ class Recorder:
                 raise TooLarge(f"{over.size} bytes")
             body = answer_body(response, limit)
         except TooLarge as e:
-            logger.info(
-                f"mockbox: not recording {flow.request.pretty_url}: its body is {e.size}, "
-                f"over record.max_body_bytes ({limit})"
-            )
             skipped = exchange_from_flow(flow, b"")
-            if skipped is not None:
-                session.skip(skipped, e.size)
+            if skipped is not None:  # on the worker too: the session is not thread-safe
+                url = flow.request.pretty_url
+                job = self._worker.submit(self._skip, session, skipped, e.size, url)
+                job.add_done_callback(_log_failure)
             return
         exchange = exchange_from_flow(flow, body)
-        if exchange is not None:
-            session.add(exchange)
+        if exchange is not None:  # one worker, first in first out: the calls keep their order
+            self._worker.submit(self._add, session, exchange).add_done_callback(_log_failure)
+
+    def _add(self, session: Session, exchange: Exchange) -> str | None:
+        """On the worker thread: redact (a large exchange in the helper process), record."""
+        redacted: Redacted | None = None
+        size = len(exchange.request_body) + len(exchange.response_body)
+        if size > OFFLOAD_BYTES and recordable(exchange):
+            if self._helper is None:  # spawned: forking a process with threads is unsafe
+                spawn = multiprocessing.get_context("spawn")
+                self._helper = ProcessPoolExecutor(1, mp_context=spawn)
+            try:
+                job = self._helper.submit(
+                    redact_exchange, exchange, session.rules, session.secrets()
+                )
+                redacted = job.result()
+            except (BrokenProcessPool, OSError) as e:  # killed, or cannot start: redact here
+                logger.warning(f"mockbox: the recorder's helper process failed ({e!r})")
+                self._helper = None
+        return session.add(exchange, redacted)
+
+    def _skip(self, session: Session, exchange: Exchange, size: str, url: str) -> None:
+        """On the worker thread: note an answer over the cap, and say so without a secret (a
+        query's, or one the session knows in the path)."""
+        session.skip(exchange, size)
+        shown = session.scrub(redact_url(url, session.rules.policy))
+        logger.info(
+            f"mockbox: not recording {shown}: its body is {size}, "
+            f"over record.max_body_bytes ({session.rules.max_body_bytes})"
+        )
 
     async def _flush_loop(self) -> None:
         pause = FLUSH_SECONDS
@@ -202,24 +246,24 @@ class Recorder:
             if session is None:
                 continue
             started = time.monotonic()
+            loop = asyncio.get_running_loop()
             try:
-                session.flush()
+                await loop.run_in_executor(self._worker, session.flush)
             except OSError as e:  # a full disk must not stop the proxy; try again next tick
                 logger.error(f"mockbox: cannot write the recording: {e}")
                 continue
             pause = max(FLUSH_SECONDS, FLUSH_BACKOFF * (time.monotonic() - started))
-            self._report(session)
+            self._report(session.title, await loop.run_in_executor(self._worker, session.counts))
 
-    def _report(self, session: Session, final: bool = False) -> None:
+    def _report(self, title: str, counts: dict[str, int], final: bool = False) -> None:
         """The live count of recorded requests by host, on the terminal when it changes."""
-        counts = session.counts()
         if counts == self._reported and not final:
             return
         self._reported = counts
         by_host = ", ".join(f"{host} {n}" for host, n in sorted(counts.items()))
         done = "recorded" if final else "recording"
         logger.info(
-            f"mockbox: {done} {sum(counts.values())} requests in session {session.title!r}"
+            f"mockbox: {done} {sum(counts.values())} requests in session {title!r}"
             + (f": {by_host}" if by_host else "")
         )
 
@@ -228,3 +272,12 @@ class Recorder:
             self._flusher.cancel()
             self._flusher = None
         self._stop()
+        if self._helper is not None:
+            self._helper.shutdown(cancel_futures=True)
+            self._helper = None
+
+
+def _log_failure(future: Future[Any]) -> None:
+    error = future.exception()
+    if error is not None:  # a bug: say so, and keep recording the rest
+        logger.error(f"mockbox: an exchange could not be recorded: {error!r}")

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .core.redaction import redact_url
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -441,10 +442,5 @@ class SharedState:
 
 def _describe(backend: StateBackend) -> str:
     if isinstance(backend, RedisState):
-        return f"redis {_redact(backend.url)}"
+        return f"redis {redact_url(backend.url)}"
     return "memory"
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    return re.sub(r"//([^:@/]*):[^@/]*@", r"//\1:***@", url)

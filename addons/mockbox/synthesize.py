@@ -19,9 +19,11 @@ from .ai.stores import StateStore
 from .ai.usage import Budget, UsageBook
 from .core.ai_answer import AIAnswer
 from .core.ai_prompt import GenerationRequest, nearest_examples, operation_schema
+from .core.config import ConfigError
 from .core.mockedit import dump_mock
 from .core.mockfile import check_mock_text
 from .core.mockwriter import append_mock, host_file_name, mock_from_answer
+from .core.redaction import Policy
 from .core.render import Rendered, encode_body
 from .core.request import RequestView
 from .core.templating import TemplateEngine
@@ -49,6 +51,7 @@ class Synthesize:
         self.store = StateStore(state)
         self.budget: Budget | None = None
         self.resources = SessionResources(self.store)
+        self.policy = Policy.default()  # what a prompt may show of a request
         self._told_persist_off = False
         self._persisting = threading.Lock()  # one writer of generated/ at a time
 
@@ -64,6 +67,10 @@ class Synthesize:
     def configure(self, updated: set[str]) -> None:
         if not updated & {"mockbox_ai_provider", "mockbox_config"}:
             return
+        try:
+            self.policy = Policy.from_config(self.settings.config.get("redact"))
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
         ai = dict(self.settings.config.get("ai"))
         ai["provider"] = self.settings.value("mockbox_ai_provider", "ai", "provider")
         settings = AISettings.from_config(
@@ -176,7 +183,7 @@ class Synthesize:
             logger.warning(f"mockbox: AI budgets unavailable ({e}); this call is not counted")
 
     def generation_request(self, view: RequestView) -> GenerationRequest:
-        return self.grounded(GenerationRequest.from_view(view))
+        return self.grounded(GenerationRequest.from_view(view, self.policy))
 
     def grounded(self, greq: GenerationRequest) -> GenerationRequest:
         """`greq` with the nearest mocks of its host as examples for the model."""

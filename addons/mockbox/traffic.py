@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import time
 
-from mitmproxy import ctx, http
+from mitmproxy import ctx, exceptions, http
 
+from .core.config import ConfigError
 from .core.decoding import decode_bounded
+from .core.redaction import Policy
 from .core.traffic import Exchange, Message, TrafficLog
 from .flows import MOCK_ID, SOURCE
 from .settings import Settings
@@ -24,10 +26,16 @@ class Traffic:
             return
         size = int(self.settings.config.get("traffic", "size"))
         self.max_body = int(self.settings.config.get("traffic", "max_body_bytes"))
+        try:
+            policy = Policy.from_config(self.settings.config.get("redact"))
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
         if size <= 0:
             self.log = None
         elif self.log is None or self.log.size != size:
-            self.log = TrafficLog(size)
+            self.log = TrafficLog(size, policy)
+        else:
+            self.log.policy = policy
 
     def response(self, flow: http.HTTPFlow) -> None:
         if self.log is not None and flow.response is not None:

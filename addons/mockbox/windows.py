@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from limits import RateLimitItem
 from limits.aio.storage import MemoryStorage, RedisStorage
@@ -42,6 +42,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from .core.quota import WindowState
 from .core.ratelimit import Tally
+from .core.redaction import redact_url
 
 KEY_PREFIX = "mockbox:limits"
 STORAGE_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
@@ -340,13 +341,4 @@ def limits_uri(url: str) -> str:
         return f"async+{url}"
     if scheme == "unix":
         return "async+redis+" + url
-    raise ValueError(f"redis_url {redact(url)!r}: expected redis://, rediss:// or unix://")
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    raise ValueError(f"redis_url {redact_url(url)!r}: expected redis://, rediss:// or unix://")

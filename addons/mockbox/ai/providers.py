@@ -64,6 +64,7 @@ class Completion:
 class Provider(Protocol):
     name: str
     model: str
+    credential: str  # the key it sends: never in an answer or a log line, whatever errors say
 
     async def complete(self, system: str, prompt: str, tool: Tool = ANSWER_TOOL) -> Completion: ...
 
@@ -93,6 +94,7 @@ class OpenAIProvider:
         key = os.environ.get("OPENAI_API_KEY", "")
         if s.provider == "openai" and not key:
             raise ProviderConfigError("ai.provider is openai but OPENAI_API_KEY is not set")
+        self.credential = key
         self.client = openai.AsyncOpenAI(
             api_key=key or "not-needed",  # local compatible servers usually want none
             base_url=s.base_url or None,
@@ -140,6 +142,7 @@ class AnthropicProvider:
         key = os.environ.get("ANTHROPIC_API_KEY", "")
         if not key:
             raise ProviderConfigError("ai.provider is anthropic but ANTHROPIC_API_KEY is not set")
+        self.credential = key
         self.client = anthropic.AsyncAnthropic(
             api_key=key,
             base_url=s.base_url or None,

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,7 @@ from ..core.improve import (
 from ..core.index import MockIndex
 from ..core.model import Mock
 from ..core.offline import OfflineGenerator
+from ..core.redaction import scrub_credentials
 from ..core.templating import TemplateEngine
 from .providers import (
     ANSWER_TOOL,
@@ -153,7 +155,7 @@ class Synthesizer:
         try:
             outcome = await self._generate(req, index, seed)
         except Exception as e:  # the last line of defence: report, never raise into the proxy
-            logger.exception("mockbox: AI synthesis failed unexpectedly")
+            logger.error(f"mockbox: AI synthesis failed unexpectedly: {self._traceback()}")
             outcome = self._error(
                 502, "AI_GENERATION_FAILED", f"internal error: {type(e).__name__}"
             )
@@ -185,7 +187,7 @@ class Synthesizer:
                 started,
             )
         except Exception as e:  # reported to the editor, never raised into the admin server
-            logger.exception("mockbox: AI improvement failed unexpectedly")
+            logger.error(f"mockbox: AI improvement failed unexpectedly: {self._traceback()}")
             return self._error(502, "AI_GENERATION_FAILED", f"internal error: {type(e).__name__}")
 
     async def _generate(
@@ -275,7 +277,7 @@ class Synthesizer:
         except self._errors as e:
             self.breaker.failure()
             out = self._error(
-                502, "AI_PROVIDER_ERROR", f"The AI provider {self.name} failed: {_describe(e)}"
+                502, "AI_PROVIDER_ERROR", f"The AI provider {self.name} failed: {self._describe(e)}"
             )
             return self._finish(out, "error", started, tokens_in, tokens_out)
 
@@ -316,6 +318,20 @@ class Synthesizer:
     def _error[T](self, status: int, code: str, message: str, **extra: Any) -> Outcome[T]:
         return Outcome(None, status, {"error": code, "message": message, **extra})
 
+    def _describe(self, e: BaseException) -> str:
+        """The provider's error for the client and the log: its first line, with the key and
+        anything shaped like one taken out (providers quote the key they were sent)."""
+        status = getattr(e, "status_code", None)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        text = self._scrubbed(first[:10_000])[:200]
+        return f"HTTP {status}: {text}" if status else text
+
+    def _traceback(self) -> str:
+        return self._scrubbed(traceback.format_exc())
+
+    def _scrubbed(self, text: str) -> str:
+        return scrub_credentials(text, [self.provider.credential] if self.provider else [])
+
     def _finish[T](
         self, out: Outcome[T], outcome: str, started: float, tin: int, tout: int
     ) -> Outcome[T]:
@@ -329,9 +345,3 @@ class Synthesizer:
         out.cost = self.usage.record(
             self.name, self.model, outcome, out.tokens_in, out.tokens_out, out.latency
         )
-
-
-def _describe(e: BaseException) -> str:
-    status = getattr(e, "status_code", None)
-    text = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-    return f"HTTP {status}: {text}" if status else text

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .model import ANY_METHOD, Mock
 from .pathtemplate import Param
+from .redaction import Policy, Redactor
 from .request import NOT_JSON, RequestView
 
 # A segment that is probably an identifier: a number, a UUID, a hash, a slug with digits.
@@ -23,9 +24,12 @@ _ID_LIKE = re.compile(
     r"^(\d+|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|[0-9a-fA-F]{16,}|[A-Za-z]+_[A-Za-z0-9]{6,})$"
 )
-# Request headers worth showing the model; credentials are never sent to a provider.
+# Request headers worth showing the model; credentials are never sent to a provider, only
+# that they were there (a few: a client sending hundreds must not grow the prompt).
 RELEVANT_HEADERS = ("content-type", "accept", "accept-language", "user-agent", "if-none-match")
-SECRET_HEADERS = ("authorization", "cookie", "x-api-key", "proxy-authorization")
+MAX_SECRET_HEADERS = 8
+# A larger JSON body is shown as text, cut: walking it for secrets would hold the event loop.
+PROMPT_JSON_BYTES = 256 * 1024
 COMPLEXITY = {
     "simple": "Keep the body small: a few fields, no nesting beyond one level.",
     "medium": "A realistic body as the real API would send it.",
@@ -92,19 +96,42 @@ class GenerationRequest:
         return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
 
     @classmethod
-    def from_view(cls, view: RequestView, max_body_chars: int = 4000) -> GenerationRequest:
+    def from_view(
+        cls, view: RequestView, policy: Policy, max_body_chars: int = 4000
+    ) -> GenerationRequest:
+        """What a provider may see of `view`: secrets redacted by `policy` in the URL, the
+        body and the headers shown; secret query parameters left out of `query` (a mock kept
+        from the answer must not match on them)."""
+        redactor = Redactor(policy)
         headers: dict[str, str] = {}
         for name in RELEVANT_HEADERS:
             if name in view.headers:
                 headers[name] = view.headers[name][:200]
-        for name in SECRET_HEADERS:
-            if name in view.headers:
-                headers[name] = "[present, not shown]"
-        parsed = view.json
+        secret = [(k, v) for k, v in view.headers.fields() if policy.is_secret(k)]
+        for name, value in secret[:MAX_SECRET_HEADERS]:
+            headers[name.lower()] = redactor.header(name, value)[:200]
+        for name, value in secret[MAX_SECRET_HEADERS:]:
+            redactor.header(name, value)  # not shown, but copies elsewhere are scrubbed
+        shown = tuple(redactor.query(view.query))
+        url = RequestView(view.method, view.scheme, view.host, view.port, view.path, shown).url
+        query = [(k, v) for k, v in view.query if not policy.is_secret(k, query=True)]
         body: Any = None
         if view.body:
-            body = parsed if parsed is not NOT_JSON else view.text[:max_body_chars]
-        return cls(view.method, view.url, list(view.query), headers, body)
+            parsed = view.json if len(view.body) <= PROMPT_JSON_BYTES else NOT_JSON
+            if parsed is not NOT_JSON:
+                body = redactor.found.scrub_tree(redactor.json(parsed))
+            else:  # redacted before it is cut: a cut pair would not be recognised
+                window = view.body[: max_body_chars * 4 + 4096]
+                text = redactor.body(window, view.headers.get("content-type", ""))
+                body = redactor.scrub(text.decode("utf-8", "replace"))[:max_body_chars]
+        scrub = redactor.scrub
+        return cls(
+            view.method,
+            scrub(url),
+            [(k, scrub(v)) for k, v in query],
+            {k: scrub(v) for k, v in headers.items()},
+            body,
+        )
 
 
 def path_score(mock: Mock, method: str, segments: tuple[str, ...]) -> float:

@@ -1,7 +1,8 @@
 """Turning seen request/response pairs into mock files, with the same rules for the recorder
-addon and the HAR importer: secrets redacted, duplicates written once, differing answers kept as
-a sequence, JSON bodies as YAML mappings, large or binary bodies in body files beside the YAML,
-and (optionally) concrete ids generalized into `{id}` path templates."""
+addon and the HAR importer: secrets redacted (core/redaction.py), duplicates written once,
+differing answers kept as a sequence, JSON bodies as YAML mappings, large or binary bodies in
+body files beside the YAML, and (optionally) concrete ids generalized into `{id}` path
+templates."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import hashlib
 import json
 import mimetypes
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from .mockwriter import (
     plain_host,
     write_atomic,
 )
+from .redaction import Policy, Redactor, Secrets
 
 # Never written: they describe one connection or one encoding, not the answer.
 _DROP_RESPONSE_HEADERS = frozenset(
@@ -45,7 +47,6 @@ _DROP_RESPONSE_HEADERS = frozenset(
 )
 _SKIP_METHODS = frozenset({"CONNECT"})
 _METHOD = re.compile(r"^[A-Za-z]+$")  # as the mock file schema allows
-_MIN_SECRET = 4  # shorter values are left alone: replacing "1" everywhere helps no one
 _SKIPPED_LISTED = 20  # answers not recorded named per host file; the rest are counted
 
 
@@ -68,21 +69,23 @@ class Exchange:
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """What the `record` section of the configuration says, plus --generalize."""
+    """What the `redact` and `record` sections of the configuration say, plus --generalize."""
 
-    redact_headers: frozenset[str]
-    redact_query: frozenset[str]
-    placeholder: str = "REDACTED"
+    policy: Policy
     inline_limit: int = 16384
     generalize: bool = False
     max_body_bytes: int = 10 << 20  # larger answers are not recorded (the recorder streams them)
 
+    @property
+    def placeholder(self) -> str:
+        return self.policy.placeholder
+
     @classmethod
-    def from_config(cls, record: Mapping[str, Any], generalize: bool = False) -> Rules:
+    def from_config(
+        cls, record: Mapping[str, Any], redact: Mapping[str, Any], generalize: bool = False
+    ) -> Rules:
         return cls(
-            frozenset(h.lower() for h in record["redact_headers"]),
-            frozenset(q.lower() for q in record["redact_query"]),
-            str(record["placeholder"]),
+            Policy.from_config(redact),
             int(record["inline_limit"]),
             generalize,
             int(record["max_body_bytes"]),
@@ -125,8 +128,75 @@ class _Host:
     skipped_total: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class Redacted:
+    """An exchange ready to record: every secret-named value replaced, and every copy of a
+    secret known (before or in it); with the values it revealed."""
+
+    request: dict[str, Any]  # the request as matchers
+    headers: list[tuple[str, str]]  # the answer's
+    body: bytes  # the answer's
+    found: frozenset[str]
+
+
+def recordable(ex: Exchange) -> bool:
+    """False for what is never recorded: CONNECT, other schemes, and a method no mock can
+    match (its file would not load)."""
+    return (
+        ex.method.upper() not in _SKIP_METHODS
+        and ex.scheme in ("http", "https")
+        and _METHOD.match(ex.method) is not None
+    )
+
+
+def redact_exchange(ex: Exchange, rules: Rules, known: Secrets) -> Redacted:
+    """The slow half of recording an exchange: walking its bodies for secret-named fields
+    (whose values join `known`), then taking every known secret out. Touches nothing else,
+    so the recorder runs it in a helper process for large bodies."""
+    redactor = Redactor(rules.policy)
+    redactor.headers(ex.request_headers)  # never written; their values are found for echoes
+    request = _request(ex, redactor, rules.inline_limit)
+    headers = redactor.headers(
+        (k, v) for k, v in ex.response_headers if k.lower() not in _DROP_RESPONSE_HEADERS
+    )
+    body = ex.response_body
+    if body:
+        body = redactor.body(body, _header(ex.response_headers, "content-type"))
+    known.add(redactor.found.values)
+    text = _text(body) if body else None
+    return Redacted(
+        _matchers(known.scrub_tree(request), rules),
+        [(k, known.scrub(v)) for k, v in headers],
+        known.scrub(text).encode("utf-8") if text is not None else known.scrub_bytes(body),
+        frozenset(redactor.found.values),
+    )
+
+
+def _request(ex: Exchange, redactor: Redactor, inline_limit: int) -> dict[str, Any]:
+    """The request as matchers, secrets replaced (`_matchers` then leaves those out)."""
+    default_port = {"http": 80, "https": 443}[ex.scheme]
+    host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
+    request: dict[str, Any] = {"method": ex.method.upper()}
+    if plain_host(host):  # an IPv6 literal has no host pattern: any host then
+        request["host"] = host
+    request["path"] = literal_path(ex.path)
+    query: dict[str, str] = {}
+    for name, value in redactor.query(ex.query):
+        query.setdefault(name, value)
+    if query:
+        request["query"] = query
+    if ex.request_body:
+        data = redactor.body(ex.request_body, _header(ex.request_headers, "content-type"))
+        text = _text(data) if len(data) <= inline_limit else None
+        if text is not None:
+            parsed = _json(text)
+            request["body"] = {"equals": text} if parsed is _NOT_JSON else {"json": parsed}
+    return request
+
+
 class Session:
-    """A recording session: exchanges in, one mock file per host out (under `folder`)."""
+    """A recording session: exchanges in, one mock file per host out (under `folder`).
+    Not thread-safe: the recorder calls it from one worker thread only."""
 
     def __init__(self, folder: Path, rules: Rules, title: str = "") -> None:
         self.folder = folder
@@ -135,47 +205,65 @@ class Session:
         self._hosts: dict[str, _Host] = {}
         # Every secret seen in the session: one request's token must not survive in another
         # exchange's answer either (a page that embeds it, an echo of an earlier call).
-        self._secrets: set[str] = set()
+        self._secrets = Secrets(rules.placeholder)
 
-    def add(self, ex: Exchange) -> str | None:
-        """Take one exchange; returns the host file stem it went to (None when skipped)."""
-        if (
-            ex.method.upper() in _SKIP_METHODS
-            or ex.scheme not in ("http", "https")
-            or not _METHOD.match(ex.method)  # a mock cannot match it; the file would not load
-        ):
+    def add(self, ex: Exchange, redacted: Redacted | None = None) -> str | None:
+        """Take one exchange (with `redact_exchange`'s result when it was made elsewhere, with
+        the secrets `secrets()` gave then); returns the host file stem it went to (None when
+        skipped)."""
+        if not recordable(ex):
             return None
+        before = len(self._secrets)
+        if redacted is None:
+            redacted = redact_exchange(ex, self.rules, self._secrets)
+        else:
+            self._secrets.add(redacted.found)
+        if len(self._secrets) != before:
+            self._rewrite_all()
         stem = _host_stem(ex)
         host = self._hosts.setdefault(stem, _Host())
         host.seen += 1
-        secrets = _secrets(ex, self.rules)
-        if not self._secrets.issuperset(secrets):
-            self._secrets.update(secrets)
-            for known in self._hosts.values():  # written items may hold the new secret
-                known.items.clear()
-                known.dirty = True
-        request = self._request(ex, secrets)
-        key = json.dumps(request, sort_keys=True, default=str)
+        key = json.dumps(redacted.request, sort_keys=True, default=str)
         entry = host.entries.get(key)
         if entry is None:
-            entry = host.entries[key] = _Entry(request)
+            entry = host.entries[key] = _Entry(redacted.request)
             host.dirty = True
-        response = self._response(ex, secrets, stem, host)
+        response = self._response(ex, redacted.headers, redacted.body, stem, host)
         if entry.add(response):
             host.dirty = True
         return stem
 
+    def secrets(self) -> Secrets:
+        """A copy of the secrets known so far, for `redact_exchange` elsewhere."""
+        return Secrets(self.rules.placeholder, self._secrets.values)
+
     def skip(self, ex: Exchange, size: str) -> None:
         """Note an answer that was not recorded because its body (`size`, in words) is over
-        the cap: its host's file names it in its header comment."""
-        if ex.method.upper() in _SKIP_METHODS or ex.scheme not in ("http", "https"):
+        the cap: its host's file names it in its header comment. The secrets its request
+        carries are the session's too (the token in its headers may be in its path)."""
+        if not recordable(ex):
             return
+        redactor = Redactor(self.rules.policy)
+        redactor.headers(ex.request_headers)
+        redactor.query(ex.query)
+        if self._secrets.add(redactor.found.values):
+            self._rewrite_all()
         host = self._hosts.setdefault(_host_stem(ex), _Host())
         host.skipped_total += 1
         if len(host.skipped) < _SKIPPED_LISTED:
             path = literal_path(ex.path)[:200]
             host.skipped.append(f"{ex.method.upper()[:16]} {path} ({size})")
         host.dirty = True
+
+    def scrub(self, text: str) -> str:
+        """`text` without any secret the session knows, for a log line."""
+        return self._secrets.scrub(text)
+
+    def _rewrite_all(self) -> None:
+        """After a secret is learned: written items and files may hold it."""
+        for host in self._hosts.values():
+            host.items.clear()
+            host.dirty = True
 
     def counts(self) -> dict[str, int]:
         """Requests seen so far, by host."""
@@ -191,20 +279,19 @@ class Session:
         for stem, host in self._hosts.items():
             if not (host.dirty or everything):
                 continue
-            secrets = self._ordered_secrets()
-            learned = len(secrets) != host.secrets_at_flush  # new secrets since the last flush
+            learned = len(self._secrets) != host.secrets_at_flush  # new ones since the last flush
             for name, content in host.files.items():
                 target = inside(self.folder, name)
                 if target.exists() and not (learned and name in host.flushed):
                     continue
-                scrubbed = _scrub_bytes(content, secrets, self.rules.placeholder)
+                scrubbed = self._secrets.scrub_bytes(content)
                 # A body file written before a secret was learned (a login answer holding the
                 # token that later requests send) is written again without it.
                 if not target.exists() or scrubbed != content:
                     write_atomic(target, scrubbed)
                 host.files[name] = scrubbed
                 host.flushed.add(name)
-            host.secrets_at_flush = len(secrets)
+            host.secrets_at_flush = len(self._secrets)
             target = self.folder / f"{stem}.yaml"
             write_atomic(target, self._document(stem))
             host.dirty = False
@@ -213,66 +300,28 @@ class Session:
 
     # --- building mocks ---------------------------------------------------------------------
 
-    def _request(self, ex: Exchange, secrets: list[str]) -> dict[str, Any]:
-        default_port = {"http": 80, "https": 443}[ex.scheme]
-        host = ex.host.lower() if ex.port == default_port else f"{ex.host.lower()}:{ex.port}"
-        request: dict[str, Any] = {"method": ex.method.upper()}
-        if plain_host(host):  # an IPv6 literal has no host pattern: any host then
-            request["host"] = host
-        request["path"] = literal_path(ex.path)
-        query: dict[str, str] = {}
-        for name, value in ex.query:
-            if name.lower() not in self.rules.redact_query and name not in query:
-                query[name] = _scrub(value, secrets, self.rules.placeholder)
-        if query:
-            request["query"] = query
-        body = self._request_body(ex, secrets)
-        if body is not None:
-            request["body"] = body
-        return request
-
-    def _request_body(self, ex: Exchange, secrets: list[str]) -> dict[str, Any] | None:
-        if not ex.request_body or len(ex.request_body) > self.rules.inline_limit:
-            return None
-        text = _text(ex.request_body)
-        if text is None:
-            return None
-        text = _scrub(text, secrets, self.rules.placeholder)
-        parsed = _json(text)
-        if parsed is not _NOT_JSON:
-            return {"json": parsed}
-        return {"equals": text}
-
-    def _response(self, ex: Exchange, secrets: list[str], stem: str, host: _Host) -> dict[str, Any]:
-        rules = self.rules
+    def _response(
+        self,
+        ex: Exchange,
+        fields: list[tuple[str, str]],
+        body: bytes,
+        stem: str,
+        host: _Host,
+    ) -> dict[str, Any]:
         headers: dict[str, str] = {}
-        for name, value in ex.response_headers:
-            lower = name.lower()
-            if lower in _DROP_RESPONSE_HEADERS:
-                continue
-            if lower in rules.redact_headers:
-                value = _redact_header(lower, value, rules.placeholder)
-            else:
-                value = _scrub(value, secrets, rules.placeholder)
+        for name, value in fields:
             headers[name] = f"{headers[name]}, {value}" if name in headers else value
         response: dict[str, Any] = {"status": ex.status}
         if headers:
             response["headers"] = headers
-        body = ex.response_body
         if not body:
             return response
-        content_type = next((v for k, v in ex.response_headers if k.lower() == "content-type"), "")
-        text = _text(body)
+        text = _text(body) if len(body) <= self.rules.inline_limit else None
         if text is not None:
-            text = _scrub(text, secrets, rules.placeholder)
-            body = text.encode("utf-8")
-            if len(body) <= rules.inline_limit:
-                parsed = _json(text)
-                response["body"] = parsed if isinstance(parsed, (dict, list)) else text
-                return response
-        else:
-            body = _scrub_bytes(body, secrets, rules.placeholder)
-        name = _body_file_name(stem, body, content_type)
+            parsed = _json(text)
+            response["body"] = parsed if isinstance(parsed, (dict, list)) else text
+            return response
+        name = _body_file_name(stem, body, _header(ex.response_headers, "content-type"))
         host.files[name] = body
         response["body_file"] = name
         return response
@@ -287,7 +336,6 @@ class Session:
         )
         groups.sort(key=lambda g: (g[1]["path"], g[1]["method"], _name(g[1])))
         names: set[str] = set()
-        secrets = self._ordered_secrets()
         items: dict[str, str] = {}
         for entry, request in groups:
             mock: dict[str, Any] = {"name": _unique(_name(request), names), "request": request}
@@ -299,8 +347,10 @@ class Session:
             key = json.dumps(mock, default=str)
             item = host.items.get(key)
             if item is None:
+                scrubbed = self._secrets.scrub_tree(mock)
+                scrubbed["request"] = _matchers(scrubbed["request"], self.rules)
                 # Literal last: after redaction, which must not be able to undo an escape.
-                item = dump_mock(literal_mock(_scrub_tree(mock, secrets, self.rules.placeholder)))
+                item = dump_mock(literal_mock(scrubbed))
             items[key] = item
         host.items = items
         header = (
@@ -310,73 +360,53 @@ class Session:
         if host.skipped_total:
             header += (
                 f"\nNot recorded: answers over record.max_body_bytes ({self.rules.max_body_bytes})"
-                + "".join(f"\n  {line}" for line in host.skipped)
+                + "".join(f"\n  {self._secrets.scrub(line)}" for line in host.skipped)
             )
             if host.skipped_total > len(host.skipped):
                 header += f"\n  ... and {host.skipped_total - len(host.skipped)} more"
         return join_mocks(list(items.values()), comment(header))
 
-    def _ordered_secrets(self) -> list[str]:
-        return sorted(self._secrets, key=len, reverse=True)
-
 
 # --- secrets ----------------------------------------------------------------------------------
 
 
-def _secrets(ex: Exchange, rules: Rules) -> list[str]:
-    """Every secret value this exchange carries, longest first (so no secret is half-replaced)."""
-    found: set[str] = set()
-    for name, value in (*ex.request_headers, *ex.response_headers):
-        lower = name.lower()
-        if lower not in rules.redact_headers:
-            continue
-        found.add(value.strip())
-        if lower in ("cookie", "set-cookie"):
-            pairs = value.split(";") if lower == "cookie" else value.split(";")[:1]
-            found.update(p.partition("=")[2].strip() for p in pairs)
-        else:
-            found.add(value.partition(" ")[2].strip())  # "Bearer <token>" → the token too
-    for name, value in ex.query:
-        if name.lower() in rules.redact_query:
-            found.add(value)
-    return sorted((s for s in found if len(s) >= _MIN_SECRET), key=len, reverse=True)
+def _matchers(request: dict[str, Any], rules: Rules) -> dict[str, Any]:
+    """`request` without matchers made from a redacted value: a mock that only matches the
+    literal placeholder is useless. A secret query parameter is left out; a JSON body is
+    matched on its other fields (`json_includes`); any other body is not matched."""
+    placeholder = rules.placeholder
+    out = dict(request)
+    query = {k: v for k, v in request.get("query", {}).items() if placeholder not in v}
+    if query:
+        out["query"] = query
+    else:
+        out.pop("query", None)
+    body = request.get("body")
+    if body is not None and _without(body, placeholder) != body:
+        out.pop("body")
+        kept = _without(body.get("json"), placeholder)
+        if isinstance(kept, (dict, list)):
+            out["body"] = {"json_includes": kept}
+    return out
 
 
-def _scrub(text: str, secrets: Iterable[str], placeholder: str) -> str:
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, placeholder)
-    return text
+_DROPPED: Any = object()
 
 
-def _scrub_tree(value: Any, secrets: list[str], placeholder: str) -> Any:
-    """`value` with every secret replaced, in mapping keys too: an upstream may echo a token
-    as a JSON key ({"<token>": {...}}) or in a header name."""
+def _without(value: Any, placeholder: str) -> Any:
+    """`value` without the strings (keys and items too) that hold the placeholder."""
     if isinstance(value, str):
-        return _scrub(value, secrets, placeholder)
+        return _DROPPED if placeholder in value else value
     if isinstance(value, dict):
-        return {
-            _scrub_tree(k, secrets, placeholder): _scrub_tree(v, secrets, placeholder)
-            for k, v in value.items()
-        }
+        kept = {k: _without(v, placeholder) for k, v in value.items() if placeholder not in k}
+        return {k: v for k, v in kept.items() if v is not _DROPPED}
     if isinstance(value, list):
-        return [_scrub_tree(v, secrets, placeholder) for v in value]
+        return [v for v in (_without(item, placeholder) for item in value) if v is not _DROPPED]
     return value
 
 
-def _scrub_bytes(data: bytes, secrets: Iterable[str], placeholder: str) -> bytes:
-    for secret in secrets:
-        raw = secret.encode("utf-8")
-        if raw in data:
-            data = data.replace(raw, placeholder.encode("utf-8"))
-    return data
-
-
-def _redact_header(name: str, value: str, placeholder: str) -> str:
-    if name != "set-cookie":
-        return placeholder
-    cookie, sep, attributes = value.partition(";")
-    return f"{cookie.partition('=')[0].strip()}={placeholder}{sep}{attributes}"
+def _header(fields: tuple[tuple[str, str], ...], name: str) -> str:
+    return next((v for k, v in fields if k.lower() == name), "")
 
 
 # --- bodies -----------------------------------------------------------------------------------

@@ -41,12 +41,13 @@ class TrafficHandler(TrafficApi):
             raise BadRequest("limit and since must be whole numbers") from None
         log = self.log
         entries = log.recent(limit, since, source, self.get_query_argument("q", ""))
-        self.write_json({"traffic": [e.summary() for e in entries], "size": log.size})
+        traffic = [e.summary(log.policy) for e in entries]
+        self.write_json({"traffic": traffic, "size": log.size})
 
 
 class ExchangeHandler(TrafficApi):
     def get(self, id: str) -> None:
-        self.write_json(self.exchange(id).to_json())
+        self.write_json(self.exchange(id).to_json(self.log.policy))
 
 
 class DraftHandler(TrafficApi):
@@ -55,7 +56,7 @@ class DraftHandler(TrafficApi):
     def get(self, id: str) -> None:
         exchange = self.exchange(id)
         try:
-            mock = exchange.draft()
+            mock = exchange.draft(self.log.policy)
         except ValueError as e:
             raise BadRequest(str(e)) from None
         host = mock["request"].get("host", "")
